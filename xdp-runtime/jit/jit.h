@@ -1,0 +1,60 @@
+// xdprt LLVM JIT: bytecode -> LLVM IR -> native code through ORC LLJIT (LLVM 19).
+//
+// The JIT compiles a loaded vm::program against its linkage table: helper calls become direct calls
+// to the addresses in linkage::helpers, ld_imm64 values are constants. It knows no maps or helpers
+// itself (DESIGN.md section 3, STYLE.md rule 14). Every bpf function becomes one LLVM function with
+// its own 512-byte stack frame, registers become SSA values, so r6-r9 survive calls by construction.
+//
+// Code memory is mapped read-write while it is written and flipped to read-execute before it runs
+// (LLJIT's memory manager); it is never writable and executable at once.
+//
+// Semantics are the interpreter's (RFC 9669), except that the JIT does not check memory accesses:
+// safety comes from the verifier before a program reaches here. A callx whose register names no
+// helper returns 0 from the call and sets run_state::faulted.
+//
+// Thread affinity: compile() may run on any thread; the compiled code may run on many threads at once.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+
+#include "base/result.h"
+#include "vm/vm.h"
+
+namespace xdprt::jit {
+
+enum class opt_level : uint8_t { o0, o1, o2, o3 };
+
+struct options {
+    opt_level opt = opt_level::o2;
+};
+
+// Owns the native code of one program; freeing it frees the code. Move-only.
+class compiled_program {
+public:
+    compiled_program();
+    compiled_program(compiled_program&&) noexcept;
+    compiled_program& operator=(compiled_program&&) noexcept;
+    ~compiled_program();
+
+    vm::native_fn entry() const noexcept { return _entry; }
+
+    // Runs the program once with a fresh run_state.
+    uint64_t run(uint64_t r1, uint64_t r2) const noexcept {
+        vm::run_state rs;
+        return _entry(r1, r2, &rs);
+    }
+
+    struct impl;
+
+private:
+    friend result<compiled_program> compile(const vm::program&, const options&);
+    std::unique_ptr<impl> _impl;
+    vm::native_fn _entry = nullptr;
+};
+
+// Compiles `prog`; the linkage it points to must outlive the result. Errors name the program and,
+// where one is at fault, the instruction.
+[[nodiscard]] result<compiled_program> compile(const vm::program& prog, const options& opts = {});
+
+}  // namespace xdprt::jit
