@@ -529,6 +529,8 @@ result<void> ir_builder::emit_atomic(frame& f, uint32_t pc, const isa::insn& in,
     // verifier rejects misaligned atomic accesses, as the kernel's does.
     const llvm::Align align(oi.bytes);
     constexpr auto seq_cst = llvm::AtomicOrdering::SequentiallyConsistent;
+    if (in.imm & op::fetch && in.imm != op::cmpxchg)  // fetching into src: src is written
+        if (auto r = check_dst_reg(pc, in.src); !r) return r;
     llvm::Value* ptr = address(f, in.dst, in.off, oi.bytes);
     llvm::Value* val = get(f, in.src);
     if (t != _i64) val = _b.CreateTrunc(val, t);
@@ -554,10 +556,7 @@ result<void> ir_builder::emit_atomic(frame& f, uint32_t pc, const isa::insn& in,
     default: return insn_fail(pc, EINVAL, "unknown atomic operation {:#x}", in.imm);
     }
     llvm::Value* old = _b.CreateAtomicRMW(bin, ptr, val, align, seq_cst);
-    if (in.imm & op::fetch) {
-        if (auto r = check_dst_reg(pc, in.src); !r) return r;
-        set(f, in.src, widen(old));
-    }
+    if (in.imm & op::fetch) set(f, in.src, widen(old));
     return {};
 }
 
