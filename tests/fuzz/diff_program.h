@@ -29,6 +29,12 @@ struct diff_outcome {
     std::string report;  // disassembly and both results when they differ, or why nothing ran
 };
 
+// Runs `insns` on both engines with the input buffer made from `data`.
+diff_outcome run_program_differential(const std::vector<isa::insn>& insns, std::span<const uint8_t> data);
+
+// Replaces instructions by no-ops while the engines still disagree: the smallest program found.
+std::vector<isa::insn> minimize(std::vector<isa::insn> insns, std::span<const uint8_t> data);
+
 // Runs `data`'s program on the interpreter and the JIT (when built) and compares.
 diff_outcome run_differential(std::span<const uint8_t> data);
 

@@ -39,7 +39,11 @@ TEST(DifferentialFuzz, GeneratedProgramsAgree) {
             b = static_cast<uint8_t>(x);
         }
         auto outcome = run_differential(bytes);
-        ASSERT_FALSE(outcome.differs) << "round " << round << "\n" << outcome.report;
+        if (outcome.differs) {
+            auto small = minimize(generate_program(bytes), bytes);
+            FAIL() << "round " << round << "\n" << outcome.report << "\nminimized:\n"
+                   << run_program_differential(small, bytes).report;
+        }
     }
 }
 

@@ -1,7 +1,7 @@
 // The reference interpreter: RFC 9669 semantics, every memory access checked.
 //
 // Layout of a run: one stack area of max_call_depth frames of stack_size bytes on the native stack;
-// frame f's r10 is the top of its 512 bytes. A local call saves r6-r9, r10 and the return point and
+// frame f's r10 is the top of its 512 bytes. A local call saves r1-r10 and the return point and
 // gives the callee a fresh frame. A tail call replaces the current function by the target program's
 // main function: when that returns, control goes back to the caller of the replaced function (as
 // the kernel's JITs do), which is why each frame remembers its program.
@@ -27,7 +27,9 @@ constexpr size_t stack_bytes = size_t(isa::max_call_depth) * isa::stack_size;
 struct frame {
     const program* prog;
     size_t return_pc;
-    uint64_t saved[5];  // r6-r9, r10
+    uint64_t saved[10];  // r1-r10: r1-r5 are scratch for the caller in the kernel's ABI; keeping
+                         // them (as the JIT does, its callee cannot touch the caller's values)
+                         // makes every engine agree even for programs no verifier has seen
 };
 
 uint64_t alu64(uint8_t o, int16_t off, uint64_t a, uint64_t b) {
@@ -313,7 +315,9 @@ result<uint64_t> machine::run(const program& entry, uint64_t r1, uint64_t r2) {
             if (oi.k == isa::kind::call && i.src == op::call_local) {
                 if (depth + 1 >= isa::max_call_depth)
                     return fault(pc, fmt::format("call depth exceeds {} frames", isa::max_call_depth));
-                frames[depth] = {prog, pc + 1, {reg[6], reg[7], reg[8], reg[9], reg[10]}};
+                frames[depth].prog = prog;
+                frames[depth].return_pc = pc + 1;
+                std::memcpy(frames[depth].saved, &reg[1], sizeof(frames[depth].saved));
                 ++depth;
                 reg[10] -= isa::stack_size;
                 pc = pc + 1 + i.imm;
@@ -345,7 +349,7 @@ result<uint64_t> machine::run(const program& entry, uint64_t r1, uint64_t r2) {
             code = prog->insns.data();
             n = prog->insns.size();
             pc = frames[depth].return_pc;
-            std::memcpy(&reg[6], frames[depth].saved, sizeof(frames[depth].saved));
+            std::memcpy(&reg[1], frames[depth].saved, sizeof(frames[depth].saved));
             continue;
         case isa::kind::invalid:
             return fault(pc, fmt::format("unknown opcode {:#04x}", i.code));
