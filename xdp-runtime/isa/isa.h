@@ -116,7 +116,7 @@ constexpr std::array<opcode_info, 256> make_opcode_table() {
         }
     }
     t[op::alu | op::end | op::k] = {kind::endian, 1, false, false, 0, "le"};
-    t[op::alu | op::end | op::x] = {kind::endian, 1, false, false, 0, "be"};
+    t[op::alu | op::end | op::x] = {kind::endian, 1, false, true, 0, "be"};  // BPF_X: to big-endian
     t[op::alu64 | op::end | op::k] = {kind::bswap, 4, true, false, 0, "bswap"};
 
     t[op::ld | op::imm | op::dw] = {kind::ld_imm64, 1, true, false, 8, "lddw"};

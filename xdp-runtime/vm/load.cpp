@@ -1,0 +1,38 @@
+// Loading: structural check, then ld_imm64 pseudo sources resolved through the linkage.
+#include <cerrno>
+
+#include "vm/vm.h"
+
+namespace xdprt::vm {
+
+result<program> load(std::string name, std::span<const isa::insn> insns, const linkage& link,
+                     const load_options& opts) {
+    auto context = [&](error e) { return tl::unexpected(with_context(std::move(e), fmt::format("prog '{}'", name))); };
+    auto layout = isa::check(insns, opts.check);
+    if (!layout) return context(layout.error());
+
+    program prog;
+    prog.insns.assign(insns.begin(), insns.end());
+    prog.layout = std::move(*layout);
+    prog.link = &link;
+    for (size_t pc = 0; pc < prog.insns.size(); ++pc) {
+        isa::insn& i = prog.insns[pc];
+        if (isa::info(i.code).k != isa::kind::ld_imm64) continue;
+        isa::insn& hi = prog.insns[pc + 1];
+        if (i.src != 0) {
+            if (!link.resolve_pseudo)
+                return context(error{EINVAL, fmt::format("insn {}: lddw with pseudo source {} but the program "
+                                                         "is linked against no maps", pc, int(i.src))});
+            auto v = link.resolve_pseudo(i.src, i.imm, hi.imm);
+            if (!v) return context(with_context(v.error(), fmt::format("insn {}", pc)));
+            i.src = 0;
+            i.imm = static_cast<int32_t>(static_cast<uint32_t>(*v));
+            hi.imm = static_cast<int32_t>(static_cast<uint32_t>(*v >> 32));
+        }
+        ++pc;
+    }
+    prog.name = std::move(name);
+    return prog;
+}
+
+}  // namespace xdprt::vm
