@@ -602,6 +602,10 @@ TEST(Jit, TailCalls) {
         code[3] = mov64(3, index);
         expect_r0(code, expected, 1000);
     }
+    // callx with id 12 is a tail call too, as in the interpreter.
+    expect_r0({lddw_lo(2, 0xabc), lddw_hi(0xabc), mov64(3, 0), mov64(4, vm::tail_call_helper_id), callx(4), mov64(0, 77),
+               exit_()},
+              1000 + 7, 1000);
     // Falling through leaves r0 = -ENOENT.
     expect_r0({lddw_lo(2, 0xabc), lddw_hi(0xabc), mov64(3, 5), call(vm::tail_call_helper_id), exit_()},
               u64(-ENOENT));
@@ -644,6 +648,13 @@ TEST(Jit, RejectsWhatItCannotCompile) {
     EXPECT_EQ(compile_error({call_local(0), exit_(), exit_()}).find("prog 'bad': insn"), std::string::npos)
         << "a call to the next instruction is a function start, hence valid";
     EXPECT_EQ(compile_error({}), "prog 'bad': empty program");
+    const vm::linkage bare;  // neither tail call target nor helper 12
+    vm::program no_tail_calls = make_program({call(vm::tail_call_helper_id), exit_()});
+    no_tail_calls.link = &bare;
+    auto t = jit::compile(no_tail_calls);
+    ASSERT_FALSE(t.has_value());
+    EXPECT_EQ(t.error().message,
+              "prog 'test': insn 0: call of helper 12 (bpf_tail_call), which the linkage does not provide");
     vm::program no_link = make_program({call(1), exit_()});
     no_link.link = nullptr;
     auto c = jit::compile(no_link);

@@ -566,9 +566,9 @@ result<void> ir_builder::emit_call(frame& f, uint32_t pc, const isa::insn& in) {
         if (_prog.link == nullptr) return insn_fail(pc, EINVAL, "helper call without a linkage");
         if (in.imm < 0 || static_cast<size_t>(in.imm) >= vm::max_helper_id)
             return insn_fail(pc, EINVAL, "unknown helper {}", in.imm);
-        if (in.imm == vm::tail_call_helper_id) {
-            if (_prog.link->tail_call_target == nullptr)
-                return insn_fail(pc, EINVAL, "{}, but the linkage has no tail call target", helper_label(in.imm));
+        // bpf_tail_call goes through tail_call_target; a linkage without one may still provide
+        // helper 12 as a plain function (as the interpreter does).
+        if (in.imm == vm::tail_call_helper_id && _prog.link->tail_call_target != nullptr) {
             emit_tail_call(f);
             return {};
         }
@@ -619,13 +619,23 @@ void ir_builder::emit_tail_call(frame& f) {
     set(f, 0, const64(tail_call_fallthrough_r0));
 }
 
-// callx: the register holds a helper id, looked up at run time in the linkage's table.
+// callx: the register holds a helper id, looked up at run time in the linkage's table. Id 12 is
+// bpf_tail_call when the linkage has a tail call target, as for `call 12`.
 void ir_builder::emit_callx(frame& f, uint8_t reg) {
     llvm::Value* id = get(f, reg);
     llvm::BasicBlock* lookup = new_block();
     llvm::BasicBlock* call = new_block();
     llvm::BasicBlock* fault = new_block();
     llvm::BasicBlock* done = new_block();
+    if (_prog.link->tail_call_target != nullptr) {
+        llvm::BasicBlock* tail_call = new_block();
+        llvm::BasicBlock* helper = new_block();
+        _b.CreateCondBr(_b.CreateICmpEQ(id, const64(vm::tail_call_helper_id)), tail_call, helper);
+        _b.SetInsertPoint(tail_call);
+        emit_tail_call(f);
+        _b.CreateBr(done);
+        _b.SetInsertPoint(helper);
+    }
     _b.CreateCondBr(_b.CreateICmpULT(id, const64(vm::max_helper_id)), lookup, fault);
 
     _b.SetInsertPoint(lookup);

@@ -8,9 +8,24 @@
 // Code memory is mapped read-write while it is written and flipped to read-execute before it runs
 // (LLJIT's memory manager); it is never writable and executable at once.
 //
-// Semantics are the interpreter's (RFC 9669), except that the JIT does not check memory accesses:
-// safety comes from the verifier before a program reaches here. A callx whose register names no
-// helper returns 0 from the call and sets run_state::faulted.
+// Semantics are the interpreter's (RFC 9669), except where checks belong to the verifier: the JIT
+// does not check memory accesses or the call depth (the verifier bounds both before a program
+// reaches here), and a callx whose register names no helper returns 0 from the call and sets
+// run_state::faulted instead of stopping the program.
+//
+// Calls:
+//   - `call N` calls linkage::helpers[N] directly; a helper the linkage does not provide is a
+//     compile error naming the instruction and the helper.
+//   - bpf_tail_call (`call 12`, or callx with 12 in the register, when linkage::tail_call_target
+//     is set): if tail_call_target(r2, r3) gives a program with native code and fewer than
+//     isa::max_tail_calls were made in this run, run_state::tail_calls is incremented and the
+//     current function returns native(r1, 0, rs). Compilers emit tail calls only in the main
+//     function, where that is the program's result; in a subprogram it returns from that
+//     subprogram only. Otherwise the call falls through with r0 = (uint64_t)-ENOENT, as in the
+//     interpreter. A target without native code is not taken: every program of a prog array must
+//     be compiled by the same engine.
+//   - local calls: r1-r5 are arguments, r0 the result; r1-r5 keep their values in the caller.
+//   - entry(r1, r2, rs): rs must not be null (tail calls and callx faults record there).
 //
 // Thread affinity: compile() may run on any thread; the compiled code may run on many threads at once.
 #pragma once
