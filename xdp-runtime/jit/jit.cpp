@@ -21,6 +21,14 @@
 //     compiled program.
 //
 // Every LLVM error is converted to xdprt::error at this file's edge; nothing here throws.
+//
+// Compile time (tests/engines/jit_smoke_test.cpp prints it; 2 vCPU EPYC VM, 2,500 instructions):
+// a parser-shaped program (bounds checks, header loads, map lookups, atomics) takes ~12 ms at O0,
+// ~65 ms at O1 and ~85 ms at O2/O3; straight-line arithmetic with divisions, the worst case for
+// LLVM's value-range passes, ~11 / 125 / 165 / 165 ms. About half of O2 is the default
+// pipeline (mostly InstCombine), half is instruction selection and register allocation. The
+// default per-module pipelines are kept rather than a hand-picked pass list: the code they give
+// is the reason to JIT with LLVM at all, and O0/O1 exist for loaders that need speed of loading.
 #include "jit/jit.h"
 
 #include <algorithm>
