@@ -207,10 +207,21 @@ TEST(Interpreter, CallDepthIsLimitedToEightFrames) {
     EXPECT_EQ(r.error().message, "prog 'deep': insn 3: call depth exceeds 8 frames");
 }
 
-TEST(Interpreter, UnlinkedHelperFaults) {
+TEST(Engines, UnlinkedHelperIsRefusedAtLoad) {
     linkage link;
-    auto insns = asm_or_die("call 9\nexit\n");
+    auto insns = asm_or_die("call 69\nexit\n");
     auto prog = load("nohelper", insns, link);
+    ASSERT_FALSE(prog);
+    EXPECT_EQ(prog.error().message, "prog 'nohelper': insn 0: unsupported helper 69 (bpf_fib_lookup)");
+}
+
+TEST(Interpreter, HelperUnknownToTheCheckerFaultsAtRunTime) {
+    // An embedder that accepts any id at load (helper_known always true) still gets a clean fault.
+    linkage link;
+    load_options opts;
+    opts.check.helper_known = [](int32_t, const void*) { return true; };
+    auto insns = asm_or_die("call 9\nexit\n");
+    auto prog = load("nohelper", insns, link, opts);
     ASSERT_TRUE(prog);
     auto r = interpret(*prog, 0, 0);
     ASSERT_FALSE(r);

@@ -8,7 +8,18 @@ namespace xdprt::vm {
 result<program> load(std::string name, std::span<const isa::insn> insns, const linkage& link,
                      const load_options& opts) {
     auto context = [&](error e) { return tl::unexpected(with_context(std::move(e), fmt::format("prog '{}'", name))); };
-    auto layout = isa::check(insns, opts.check);
+    // Unless the embedder says otherwise, a helper exists when the linkage provides it: a program
+    // calling anything else is refused here, never met at run time (DESIGN.md invariant 6).
+    isa::check_options check = opts.check;
+    if (!check.helper_known) {
+        check.helper_cookie = &link;
+        check.helper_known = [](int32_t id, const void* cookie) {
+            const auto& l = *static_cast<const linkage*>(cookie);
+            if (id == tail_call_helper_id && l.tail_call_target) return true;
+            return id >= 0 && static_cast<size_t>(id) < max_helper_id && l.helpers[id] != nullptr;
+        };
+    }
+    auto layout = isa::check(insns, check);
     if (!layout) return context(layout.error());
 
     program prog;
