@@ -147,6 +147,21 @@ result<std::pair<int32_t, std::string>> parse_target(const line_parser& lp, std:
     return std::pair{0, std::string(s)};
 }
 
+// The second operand of ALU and jump instructions: a register (BPF_X, into src) or an immediate
+// (BPF_K, into imm). Returns the source bit for the opcode.
+result<uint8_t> parse_src_operand(const line_parser& lp, std::string_view operand, insn& i) {
+    if (operand.starts_with("%")) {
+        auto s = parse_reg(lp, operand);
+        if (!s) return tl::unexpected(s.error());
+        i.src = *s;
+        return op::x;
+    }
+    auto imm = parse_imm32(lp, operand);
+    if (!imm) return tl::unexpected(imm.error());
+    i.imm = *imm;
+    return op::k;
+}
+
 result<std::vector<pending>> parse_line(const line_parser& lp) {
     auto m = lp.mnem;
     const auto& ops = lp.ops;
@@ -338,18 +353,9 @@ result<std::vector<pending>> parse_line(const line_parser& lp) {
             auto d = parse_reg(lp, ops[0]);
             if (!d) return tl::unexpected(d.error());
             i.dst = *d;
-            uint8_t src_kind = op::k;
-            if (ops[1].starts_with("%")) {
-                auto s = parse_reg(lp, ops[1]);
-                if (!s) return tl::unexpected(s.error());
-                i.src = *s;
-                src_kind = op::x;
-            } else {
-                auto imm = parse_imm32(lp, ops[1]);
-                if (!imm) return tl::unexpected(imm.error());
-                i.imm = *imm;
-            }
-            i.code = static_cast<uint8_t>((is32 ? op::jmp32 : op::jmp) | *o | src_kind);
+            auto src_kind = parse_src_operand(lp, ops[1], i);
+            if (!src_kind) return tl::unexpected(src_kind.error());
+            i.code = static_cast<uint8_t>((is32 ? op::jmp32 : op::jmp) | *o | *src_kind);
             auto t = parse_target(lp, ops[2]);
             if (!t) return tl::unexpected(t.error());
             if (t->second.empty()) {
@@ -379,18 +385,9 @@ result<std::vector<pending>> parse_line(const line_parser& lp) {
             auto d = parse_reg(lp, ops[0]);
             if (!d) return tl::unexpected(d.error());
             i.dst = *d;
-            uint8_t src_kind = op::k;
-            if (ops[1].starts_with("%")) {
-                auto s = parse_reg(lp, ops[1]);
-                if (!s) return tl::unexpected(s.error());
-                i.src = *s;
-                src_kind = op::x;
-            } else {
-                auto imm = parse_imm32(lp, ops[1]);
-                if (!imm) return tl::unexpected(imm.error());
-                i.imm = *imm;
-            }
-            i.code = static_cast<uint8_t>(cls | *o | src_kind);
+            auto src_kind = parse_src_operand(lp, ops[1], i);
+            if (!src_kind) return tl::unexpected(src_kind.error());
+            i.code = static_cast<uint8_t>(cls | *o | *src_kind);
             if (base == "sdiv" || base == "smod") i.off = 1;
             return std::vector{p};
         }

@@ -12,6 +12,7 @@
 #include <bit>
 #include <cerrno>
 #include <cstring>
+#include <type_traits>
 
 #include "vm/vm.h"
 
@@ -32,78 +33,43 @@ struct frame {
                          // makes every engine agree even for programs no verifier has seen
 };
 
-uint64_t alu64(uint8_t o, int16_t off, uint64_t a, uint64_t b) {
+// One ALU operation at width U (uint32_t for ALU, uint64_t for ALU64). RFC 9669 section 4.1.
+template <class U>
+U alu(uint8_t o, int16_t off, U a, U b) {
+    using S = std::make_signed_t<U>;
+    constexpr U shift_mask = sizeof(U) * 8 - 1;
     switch (o) {
     case op::add: return a + b;
     case op::sub: return a - b;
-    case op::mul: return a * b;
+    case op::mul: return static_cast<U>(a * b);
     case op::div:
-        if (off == 1) {
-            const auto sa = static_cast<int64_t>(a), sb = static_cast<int64_t>(b);
-            if (sb == 0) return 0;
-            if (sb == -1) return 0 - a;  // INT64_MIN / -1 wraps to INT64_MIN
-            return static_cast<uint64_t>(sa / sb);
+        if (off == 1) {  // sdiv
+            if (b == 0) return 0;
+            if (static_cast<S>(b) == -1) return static_cast<U>(0 - a);  // INT_MIN / -1 wraps to INT_MIN
+            return static_cast<U>(static_cast<S>(a) / static_cast<S>(b));
         }
         return b == 0 ? 0 : a / b;
     case op::mod:
-        if (off == 1) {
-            const auto sa = static_cast<int64_t>(a), sb = static_cast<int64_t>(b);
-            if (sb == 0) return a;
-            if (sb == -1) return 0;
-            return static_cast<uint64_t>(sa % sb);
+        if (off == 1) {  // smod
+            if (b == 0) return a;
+            if (static_cast<S>(b) == -1) return 0;
+            return static_cast<U>(static_cast<S>(a) % static_cast<S>(b));
         }
         return b == 0 ? a : a % b;
     case op::or_: return a | b;
     case op::and_: return a & b;
-    case op::lsh: return a << (b & 63);
-    case op::rsh: return a >> (b & 63);
+    case op::lsh: return static_cast<U>(a << (b & shift_mask));
+    case op::rsh: return a >> (b & shift_mask);
     case op::xor_: return a ^ b;
     case op::mov:
-        switch (off) {
-        case 8: return static_cast<uint64_t>(static_cast<int64_t>(static_cast<int8_t>(b)));
-        case 16: return static_cast<uint64_t>(static_cast<int64_t>(static_cast<int16_t>(b)));
-        case 32: return static_cast<uint64_t>(static_cast<int64_t>(static_cast<int32_t>(b)));
+        switch (off) {  // movsx: sign-extend the low `off` bits of src
+        case 8: return static_cast<U>(static_cast<S>(static_cast<int8_t>(b)));
+        case 16: return static_cast<U>(static_cast<S>(static_cast<int16_t>(b)));
+        case 32: return static_cast<U>(static_cast<S>(static_cast<int32_t>(b)));
         default: return b;
         }
-    case op::arsh: return static_cast<uint64_t>(static_cast<int64_t>(a) >> (b & 63));
+    case op::arsh: return static_cast<U>(static_cast<S>(a) >> (b & shift_mask));
     default: return a;  // unreachable: check() admits no other op
-    }
-}
-
-uint32_t alu32(uint8_t o, int16_t off, uint32_t a, uint32_t b) {
-    switch (o) {
-    case op::add: return a + b;
-    case op::sub: return a - b;
-    case op::mul: return a * b;
-    case op::div:
-        if (off == 1) {
-            const auto sa = static_cast<int32_t>(a), sb = static_cast<int32_t>(b);
-            if (sb == 0) return 0;
-            if (sb == -1) return 0 - a;
-            return static_cast<uint32_t>(sa / sb);
-        }
-        return b == 0 ? 0 : a / b;
-    case op::mod:
-        if (off == 1) {
-            const auto sa = static_cast<int32_t>(a), sb = static_cast<int32_t>(b);
-            if (sb == 0) return a;
-            if (sb == -1) return 0;
-            return static_cast<uint32_t>(sa % sb);
-        }
-        return b == 0 ? a : a % b;
-    case op::or_: return a | b;
-    case op::and_: return a & b;
-    case op::lsh: return a << (b & 31);
-    case op::rsh: return a >> (b & 31);
-    case op::xor_: return a ^ b;
-    case op::mov:
-        switch (off) {
-        case 8: return static_cast<uint32_t>(static_cast<int32_t>(static_cast<int8_t>(b)));
-        case 16: return static_cast<uint32_t>(static_cast<int32_t>(static_cast<int16_t>(b)));
-        default: return b;
-        }
-    case op::arsh: return static_cast<uint32_t>(static_cast<int32_t>(a) >> (b & 31));
-    default: return a;
     }
 }
 
@@ -237,10 +203,10 @@ result<uint64_t> machine::run(const program& entry, uint64_t r1, uint64_t r2) {
             const uint8_t o = op::alu_op(i.code);
             if (oi.is64) {
                 const uint64_t b = oi.reg_src ? reg[i.src] : static_cast<uint64_t>(static_cast<int64_t>(i.imm));
-                reg[i.dst] = alu64(o, i.off, reg[i.dst], b);
+                reg[i.dst] = alu<uint64_t>(o, i.off, reg[i.dst], b);
             } else {
                 const uint32_t b = oi.reg_src ? static_cast<uint32_t>(reg[i.src]) : static_cast<uint32_t>(i.imm);
-                reg[i.dst] = alu32(o, i.off, static_cast<uint32_t>(reg[i.dst]), b);
+                reg[i.dst] = alu<uint32_t>(o, i.off, static_cast<uint32_t>(reg[i.dst]), b);
             }
             break;
         }
