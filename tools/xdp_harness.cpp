@@ -53,7 +53,6 @@ result<std::unique_ptr<loaded_program>> load_program(const std::filesystem::path
     if (!chosen) return fail(ENOENT, "{}: no program '{}' ({} programs in the object)", path.string(), name, obj->programs.size());
 
     auto lp = std::make_unique<loaded_program>();
-    // Programs may touch any packet slot and context: the whole low region is theirs.
     auto prog = vm::load(chosen->name, chosen->insns, lp->link);
     if (!prog) return tl::unexpected(with_context(prog.error(), path.string()));
     lp->prog = std::move(*prog);

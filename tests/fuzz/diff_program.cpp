@@ -71,10 +71,9 @@ void pick_address(byte_source& in, int bytes, uint8_t* base, int16_t* off) {
     }
 }
 
-// Appends one function body of up to `budget` instructions ending in exit. `callee` is the pc of the
-// local function main may call, or -1.
-void generate_body(byte_source& in, std::vector<insn>& out, size_t budget, bool is_main, int64_t callee_pc,
-                   std::vector<size_t>& call_fixups) {
+// Appends one function body of up to `budget` instructions ending in exit. When `call_fixups` is
+// given, the body may make local calls; their pcs are recorded there to point at the callee later.
+void generate_body(byte_source& in, std::vector<insn>& out, size_t budget, std::vector<size_t>* call_fixups) {
     const size_t begin = out.size();
     std::vector<std::pair<size_t, bool>> jumps;  // (pc, in imm) to point forward once the body is known
     while (out.size() - begin < budget && !in.done()) {
@@ -180,10 +179,10 @@ void generate_body(byte_source& in, std::vector<insn>& out, size_t budget, bool 
             break;
         }
         default: {  // local call from main
-            if (!is_main || callee_pc < 0) continue;
+            if (!call_fixups) continue;
             i.code = op::jmp | op::call;
             i.src = op::call_local;
-            call_fixups.push_back(out.size());
+            call_fixups->push_back(out.size());
             break;
         }
         }
@@ -242,7 +241,7 @@ std::vector<insn> generate_program(std::span<const uint8_t> data) {
     zero_stack(out);
     const bool with_callee = in.u8() & 1;
     std::vector<size_t> call_fixups;
-    generate_body(in, out, 200, true, with_callee ? 0 : -1, call_fixups);
+    generate_body(in, out, 200, with_callee ? &call_fixups : nullptr);
     if (with_callee) {
         const size_t callee = out.size();
         // A callee starts a fresh frame: r1-r5 are its arguments (r1 still the buffer, as main never
@@ -255,8 +254,7 @@ std::vector<insn> generate_program(std::span<const uint8_t> data) {
             out.push_back(lo);
         }
         zero_stack(out);
-        std::vector<size_t> none;
-        generate_body(in, out, 40, false, -1, none);
+        generate_body(in, out, 40, nullptr);
         for (size_t pc : call_fixups) out[pc].imm = static_cast<int32_t>(static_cast<int64_t>(callee) - static_cast<int64_t>(pc) - 1);
     }
     return out;

@@ -131,10 +131,8 @@ result<object> read_object(std::span<const uint8_t> bytes) {
         if (ELF64_ST_TYPE(s.st_info) == STT_SECTION && s.st_shndx < secs.size()) return secs[s.st_shndx].name;
         return c_string(*strtab, s.st_name);
     };
-    auto refuse_data_relocs = [&](size_t sec_idx, std::string_view where) -> result<void> {
-        auto rels = relocations_of(sec_idx);
-        if (!rels) return tl::unexpected(rels.error());
-        for (auto& r : *rels) {
+    auto refuse_data_relocs = [&](const std::vector<Elf64_Rel>& rels, std::string_view where) -> result<void> {
+        for (auto& r : rels) {
             const uint32_t sym = ELF64_R_SYM(r.r_info);
             if (sym >= syms.size()) return fail(EINVAL, "{}: relocation at {} names symbol {} of {}", where, r.r_offset, sym, syms.size());
             if (ELF64_R_TYPE(r.r_info) == r_bpf_64_64)
@@ -144,7 +142,9 @@ result<object> read_object(std::span<const uint8_t> bytes) {
         return {};
     };
     if (text_idx != 0) {
-        if (auto r = refuse_data_relocs(text_idx, "section '.text'"); !r) return tl::unexpected(r.error());
+        auto rels = relocations_of(text_idx);
+        if (!rels) return tl::unexpected(rels.error());
+        if (auto r = refuse_data_relocs(*rels, "section '.text'"); !r) return tl::unexpected(r.error());
     }
 
     for (size_t k = 0; k < secs.size(); ++k) {
@@ -154,9 +154,9 @@ result<object> read_object(std::span<const uint8_t> bytes) {
         if (!body) return tl::unexpected(body.error());
         auto insns = isa::from_bytes(*body);
         if (!insns) return tl::unexpected(with_context(insns.error(), fmt::format("section '{}'", sec.name)));
-        if (auto r = refuse_data_relocs(k, fmt::format("section '{}'", sec.name)); !r) return tl::unexpected(r.error());
         auto rels = relocations_of(k);
         if (!rels) return tl::unexpected(rels.error());
+        if (auto r = refuse_data_relocs(*rels, fmt::format("section '{}'", sec.name)); !r) return tl::unexpected(r.error());
 
         for (const Elf64_Sym& s : syms) {
             if (s.st_shndx != k || ELF64_ST_TYPE(s.st_info) != STT_FUNC) continue;

@@ -136,20 +136,19 @@ void store_bytes(uint64_t addr, uint8_t bytes, uint64_t v) {
     }
 }
 
+// One atomic operation at width T; returns the value memory held before it.
 template <class T>
-T atomic_op(T* p, int32_t imm, T src, T expected, T* old_out) {
+T atomic_op(T* p, int32_t imm, T src, T expected) {
     switch (imm & ~op::fetch) {
-    case op::add: *old_out = __atomic_fetch_add(p, src, __ATOMIC_SEQ_CST); break;
-    case op::or_: *old_out = __atomic_fetch_or(p, src, __ATOMIC_SEQ_CST); break;
-    case op::and_: *old_out = __atomic_fetch_and(p, src, __ATOMIC_SEQ_CST); break;
-    case op::xor_: *old_out = __atomic_fetch_xor(p, src, __ATOMIC_SEQ_CST); break;
-    case op::xchg & ~op::fetch: *old_out = __atomic_exchange_n(p, src, __ATOMIC_SEQ_CST); break;
-    case op::cmpxchg & ~op::fetch:
+    case op::add: return __atomic_fetch_add(p, src, __ATOMIC_SEQ_CST);
+    case op::or_: return __atomic_fetch_or(p, src, __ATOMIC_SEQ_CST);
+    case op::and_: return __atomic_fetch_and(p, src, __ATOMIC_SEQ_CST);
+    case op::xor_: return __atomic_fetch_xor(p, src, __ATOMIC_SEQ_CST);
+    case op::xchg & ~op::fetch: return __atomic_exchange_n(p, src, __ATOMIC_SEQ_CST);
+    default:  // cmpxchg: `expected` ends up holding the value found, replaced or not
         __atomic_compare_exchange_n(p, &expected, src, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
-        *old_out = expected;  // the value found, whether or not it was replaced
-        break;
+        return expected;
     }
-    return *old_out;
 }
 
 class machine {
@@ -246,19 +245,13 @@ result<uint64_t> machine::run(const program& entry, uint64_t r1, uint64_t r2) {
                 return fault(pc, fmt::format("out-of-bounds atomic access of {} bytes at {:#x}", oi.bytes, addr));
             if (addr % oi.bytes != 0)
                 return fault(pc, fmt::format("misaligned atomic access of {} bytes at {:#x}", oi.bytes, addr));
-            const bool is_cmpxchg = i.imm == op::cmpxchg;
-            if (oi.bytes == 8) {
-                uint64_t old = 0;
-                atomic_op<uint64_t>(reinterpret_cast<uint64_t*>(addr), i.imm, reg[i.src], reg[0], &old);
-                if (is_cmpxchg) reg[0] = old;
-                else if (i.imm & op::fetch) reg[i.src] = old;
-            } else {
-                uint32_t old = 0;
-                atomic_op<uint32_t>(reinterpret_cast<uint32_t*>(addr), i.imm, static_cast<uint32_t>(reg[i.src]),
-                                    static_cast<uint32_t>(reg[0]), &old);
-                if (is_cmpxchg) reg[0] = old;
-                else if (i.imm & op::fetch) reg[i.src] = old;
-            }
+            // 32-bit forms operate on the low halves; the old value comes back zero-extended.
+            const uint64_t old =
+                oi.bytes == 8 ? atomic_op<uint64_t>(reinterpret_cast<uint64_t*>(addr), i.imm, reg[i.src], reg[0])
+                              : atomic_op<uint32_t>(reinterpret_cast<uint32_t*>(addr), i.imm,
+                                                    static_cast<uint32_t>(reg[i.src]), static_cast<uint32_t>(reg[0]));
+            if (i.imm == op::cmpxchg) reg[0] = old;
+            else if (i.imm & op::fetch) reg[i.src] = old;
             break;
         }
         case isa::kind::ja: pc += i.off; break;
