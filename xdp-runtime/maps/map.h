@@ -1,0 +1,181 @@
+// xdprt maps: the kernel's BPF map types in shared memory, behind one ops table (DESIGN.md 2.4, 3).
+//
+// Memory. Every map's bytes live in one memfd: the type's data from offset 0 (so an MMAPABLE
+// array's values are at offset 0, where libbpf mmaps them), then, in the last page, a map_header
+// naming the type and shape. Everything inside is addressed by offsets, never pointers, so another
+// process that maps the memfd reads the same map. Untouched pages cost nothing: a 33.5M-entry array
+// or an 8M-entry LRU takes memory only as it fills.
+//
+// Two faces per map type:
+//   - program side (the helpers): lookup returns a pointer into the map that stays valid until the
+//     program returns (QSBR, qsbr.h); update/erase/push/pop/peek return the kernel's 0 or -errno.
+//     noexcept, no allocation, no lock for lookups.
+//   - syscall side (the bpf() server): values are copied; per-CPU values carry every CPU's slot,
+//     each rounded up to 8 bytes, possible_cpus() of them, as libbpf expects.
+// Writers of one map are serialized by a lock in its header; readers never lock.
+//
+// Fd-valued maps (PROG_ARRAY, ARRAY_OF_MAPS, HASH_OF_MAPS, DEVMAP(_HASH), CPUMAP, XSKMAP,
+// PERF_EVENT_ARRAY) hold objects of this process (programs, maps, sockets): userspace sees their
+// ids, programs their pointers. The server resolves fds to held_object before calling in.
+//
+// Errors are the kernel's errnos for the same request (map creation: its map_alloc_check).
+#pragma once
+
+#include <linux/bpf.h>
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+
+#include "base/result.h"
+
+namespace xdprt::maps {
+
+class map;
+
+// The host's possible CPU count (/sys/devices/system/cpu/possible): per-CPU maps have one slot per
+// runtime CPU id below it, and userspace per-CPU values have that many slots.
+uint32_t possible_cpus();
+
+// The runtime CPU id of this thread (bpf_get_smp_processor_id, the per-CPU slot programs see).
+// Workers set it once; everything else runs as CPU 0.
+inline thread_local uint32_t this_cpu = 0;
+
+// What MAP_CREATE asks for.
+struct spec {
+    uint32_t type = 0;         // enum bpf_map_type
+    uint32_t key_size = 0;
+    uint32_t value_size = 0;
+    uint32_t max_entries = 0;
+    uint32_t flags = 0;        // BPF_F_*
+    uint64_t extra = 0;        // map_extra: BLOOM_FILTER's hash count
+    uint32_t numa_node = 0;
+    std::string name;
+    const map* inner = nullptr;  // ARRAY_OF_MAPS / HASH_OF_MAPS: the template every inner map matches
+    int32_t spin_lock_off = -1;  // offset of a struct bpf_spin_lock in the value (from BTF), or -1
+};
+
+// An object a fd-valued map refers to: what programs get, what userspace gets, and the reference
+// that keeps it alive while the map holds it.
+struct held_object {
+    void* ptr = nullptr;          // map* for maps of maps, vm::program-like object for PROG_ARRAY, ...
+    uint32_t id = 0;              // returned by userspace lookups of PROG_ARRAY and maps of maps
+    std::shared_ptr<void> ref;
+    uint32_t extra = 0;           // DEVMAP: ifindex; CPUMAP: qsize
+};
+
+struct ops;
+
+// Shared by every type: the last page of the memfd.
+struct map_header {
+    static constexpr uint64_t magic_value = 0x70616d7472706478;  // "xdprtmap"
+    uint64_t magic;
+    uint32_t layout_version;
+    uint32_t type, key_size, value_size, max_entries, flags;
+    uint64_t extra;
+    uint64_t data_bytes;               // offset of this header
+    std::atomic<uint32_t> writer_lock;  // serializes writers, in every process
+    std::atomic<uint32_t> frozen;       // MAP_FREEZE: no more writes from userspace
+    uint64_t type_state[16];            // the type's own counters and list heads
+};
+
+// Serializes writers of one map (across threads and processes).
+class writer_guard {
+public:
+    explicit writer_guard(map_header& h) noexcept;
+    ~writer_guard() { _h.writer_lock.store(0, std::memory_order_release); }
+    writer_guard(const writer_guard&) = delete;
+    writer_guard& operator=(const writer_guard&) = delete;
+
+private:
+    map_header& _h;
+};
+
+// One map: its memory, its ops, its identity. Created by create(); not copyable or movable (programs
+// hold its address).
+class map {
+public:
+    ~map();
+    map(const map&) = delete;
+    map& operator=(const map&) = delete;
+
+    const maps::spec& spec() const { return _spec; }
+    uint32_t type() const { return _spec.type; }
+    const maps::ops& ops() const { return *_ops; }
+    int memfd() const { return _memfd; }
+    std::byte* base() const { return _base; }
+    size_t bytes() const { return _bytes; }
+    map_header& header() const { return *_header; }
+    // Size of one value as userspace passes it (per-CPU: every CPU's slot).
+    size_t user_value_size() const;
+    // Bytes per value slot in memory (value_size rounded up to 8 for arrays and per-CPU types).
+    size_t value_stride() const { return (size_t(_spec.value_size) + 7) & ~size_t(7); }
+
+    uint32_t id = 0;  // assigned by the object table
+
+    // Type state in process memory (fd-valued maps' objects), owned by the type's file.
+    template <class T>
+    T& local() const { return *static_cast<T*>(_local.get()); }
+    void set_local(std::shared_ptr<void> state) { _local = std::move(state); }
+
+private:
+    friend result<std::unique_ptr<map>> create(const maps::spec&);
+    map() = default;
+    maps::spec _spec;
+    const maps::ops* _ops = nullptr;
+    int _memfd = -1;
+    std::byte* _base = nullptr;
+    size_t _bytes = 0;
+    map_header* _header = nullptr;
+    std::shared_ptr<void> _local;
+};
+
+// The ops table: one per map type (STYLE.md rule 18). Program-side entries may be null where the
+// kernel has no such operation for the type; the helpers then return its -errno (EOPNOTSUPP or
+// EINVAL, as the kernel's verifier would have refused the call).
+struct ops {
+    const char* name;  // "hash", "lru_hash", ...
+
+    // Creation: bytes of data for `s` (after check() passed), then initialization of fresh memory.
+    result<void> (*check)(const spec& s);
+    size_t (*data_bytes)(const spec& s);
+    result<void> (*init)(map& m);
+
+    // Program side.
+    void* (*lookup)(map& m, const void* key) noexcept;
+    long (*update)(map& m, const void* key, const void* value, uint64_t flags) noexcept;
+    long (*erase)(map& m, const void* key) noexcept;
+    long (*push)(map& m, const void* value, uint64_t flags) noexcept;
+    long (*pop)(map& m, void* value) noexcept;
+    long (*peek)(map& m, void* value) noexcept;
+
+    // Syscall side: values as userspace sees them (user_value_size()).
+    result<void> (*copy_out)(map& m, const void* key, void* value, uint64_t flags);
+    result<void> (*store)(map& m, const void* key, const void* value, uint64_t flags);
+    result<void> (*remove)(map& m, const void* key);
+    result<void> (*next_key)(map& m, const void* key, void* next);  // key null: the first key
+    result<void> (*lookup_and_delete)(map& m, const void* key, void* value, uint64_t flags);
+
+    // Fd-valued maps: store an already resolved object (the server turned the fd into it).
+    result<void> (*store_object)(map& m, const void* key, held_object obj, uint64_t flags);
+};
+
+// Creates a map in a fresh memfd. Errors are the kernel's MAP_CREATE errnos.
+[[nodiscard]] result<std::unique_ptr<map>> create(const spec& s);
+
+// The ops of a type, null when xdprt does not implement it.
+const ops* ops_for(uint32_t type);
+const char* type_name(uint32_t type);
+
+// The object at `index` of an fd-valued array (a PROG_ARRAY's program for bpf_tail_call), or null.
+// Program side: lock-free, valid until the caller's next quiescent point.
+void* object_at(const map& m, uint32_t index) noexcept;
+
+// True for the fd-valued types (userspace passes fds as values).
+bool holds_fds(uint32_t type);
+bool is_percpu(uint32_t type);
+
+}  // namespace xdprt::maps
