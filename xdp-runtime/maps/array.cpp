@@ -131,6 +131,15 @@ void copy_value_out(const map& m, void* value, const std::byte* slot, uint64_t f
     if (flags & BPF_F_LOCK) word.store(0, std::memory_order_release);
 }
 
+bool array_next_element(map& m, uint64_t& cursor, void* scratch, void** key, void** value) noexcept {
+    if (cursor >= m.spec().max_entries) return false;
+    uint32_t i = uint32_t(cursor++);
+    std::memcpy(scratch, &i, 4);
+    *key = scratch;
+    *value = array_lookup(m, scratch);
+    return true;
+}
+
 const ops array_ops = {
     .name = "array",
     .check = check_array,

@@ -543,6 +543,21 @@ constexpr ops with_objects(ops o, const char* name) {
 
 }  // namespace
 
+// Walks the element pool in index order: live elements only, lock-free like lookups.
+bool hash_next_element(map& m, uint64_t& cursor, void** key, void** value) noexcept {
+    table t(m);
+    uint64_t used = t.h.type_state[s_fresh];
+    for (; cursor < used; ++cursor) {
+        elem& e = t.at(uint32_t(cursor));
+        if (e.state != state_live) continue;
+        ++cursor;
+        *key = t.key(e);
+        *value = this_cpu_value(t, e);
+        return true;
+    }
+    return false;
+}
+
 const ops hash_ops = hash_base;
 const ops percpu_hash_ops = named(hash_base, "percpu_hash");
 const ops lru_hash_ops = named(hash_base, "lru_hash");

@@ -111,6 +111,17 @@ bool is_percpu(uint32_t type) {
            type == BPF_MAP_TYPE_LRU_PERCPU_HASH;
 }
 
+bool next_element(map& m, uint64_t& cursor, void* scratch, void** key, void** value) noexcept {
+    switch (m.type()) {
+    case BPF_MAP_TYPE_ARRAY: case BPF_MAP_TYPE_PERCPU_ARRAY:
+        return array_next_element(m, cursor, scratch, key, value);
+    case BPF_MAP_TYPE_HASH: case BPF_MAP_TYPE_PERCPU_HASH: case BPF_MAP_TYPE_LRU_HASH: case BPF_MAP_TYPE_LRU_PERCPU_HASH:
+        return hash_next_element(m, cursor, key, value);
+    default:
+        return false;
+    }
+}
+
 size_t map::user_value_size() const {
     if (is_percpu(_spec.type)) return round8(_spec.value_size) * possible_cpus();
     return _spec.value_size;

@@ -174,6 +174,11 @@ const char* type_name(uint32_t type);
 // Program side: lock-free, valid until the caller's next quiescent point.
 void* object_at(const map& m, uint32_t index) noexcept;
 
+// bpf_for_each_map_elem's walk: the element at or after `cursor` (advanced past it), its key and
+// this CPU's value. An array's key is its index, written to `scratch` (4 bytes). False at the end
+// and for types the kernel does not iterate.
+bool next_element(map& m, uint64_t& cursor, void* scratch, void** key, void** value) noexcept;
+
 // True for the fd-valued types (userspace passes fds as values).
 bool holds_fds(uint32_t type);
 bool is_percpu(uint32_t type);

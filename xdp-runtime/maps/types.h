@@ -40,6 +40,9 @@ inline bool update_flags_ok(uint64_t flags) { return (flags & ~uint64_t(BPF_F_LO
 void copy_value_in(const map& m, std::byte* slot, const void* value, uint64_t flags);
 void copy_value_out(const map& m, void* value, const std::byte* slot, uint64_t flags);
 
+bool array_next_element(map& m, uint64_t& cursor, void* scratch, void** key, void** value) noexcept;
+bool hash_next_element(map& m, uint64_t& cursor, void** key, void** value) noexcept;
+
 extern const ops array_ops, percpu_array_ops;
 extern const ops prog_array_ops, array_of_maps_ops, perf_event_array_ops, devmap_ops, cpumap_ops, xskmap_ops;
 extern const ops hash_ops, percpu_hash_ops, lru_hash_ops, lru_percpu_hash_ops, hash_of_maps_ops, devmap_hash_ops;
