@@ -3,6 +3,9 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <map>
+#include <mutex>
+#include <shared_mutex>
 #include <thread>
 
 #include "maps/types.h"
@@ -68,7 +71,26 @@ const type_entry type_table[] = {
     {BPF_MAP_TYPE_USER_RINGBUF, "user_ringbuf", nullptr},
 };
 
+// Live maps' memory ranges, by start address.
+struct memory_registry {
+    std::shared_mutex lock;
+    std::map<uint64_t, std::pair<uint64_t, bool>> ranges;  // start -> (size, read-only for programs)
+};
+memory_registry& registry() {
+    static memory_registry r;
+    return r;
+}
+
 }  // namespace
+
+bool in_map_memory(uint64_t addr, uint64_t size, bool write) {
+    memory_registry& r = registry();
+    std::shared_lock g(r.lock);
+    auto it = r.ranges.upper_bound(addr);
+    if (it == r.ranges.begin()) return false;
+    --it;
+    return addr + size <= it->first + it->second.first && addr + size >= addr && !(write && it->second.second);
+}
 
 uint32_t possible_cpus() {
     static const uint32_t n = read_possible_cpus();
@@ -128,6 +150,10 @@ size_t map::user_value_size() const {
 }
 
 map::~map() {
+    if (_base) {
+        std::unique_lock g(registry().lock);
+        registry().ranges.erase(reinterpret_cast<uint64_t>(_base));
+    }
     if (_base) munmap(_base, _bytes);
     if (_memfd >= 0) close(_memfd);
 }
@@ -165,6 +191,10 @@ result<std::unique_ptr<map>> create(const spec& s) {
     h.extra = s.extra;
     h.data_bytes = data;
     if (auto ok = table->init(*m); !ok) return tl::unexpected(ok.error());
+    {
+        std::unique_lock g(registry().lock);
+        registry().ranges[reinterpret_cast<uint64_t>(m->_base)] = {data, (s.flags & BPF_F_RDONLY_PROG) != 0};
+    }
     return m;
 }
 

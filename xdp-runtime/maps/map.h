@@ -179,6 +179,10 @@ void* object_at(const map& m, uint32_t index) noexcept;
 // and for types the kernel does not iterate.
 bool next_element(map& m, uint64_t& cursor, void* scratch, void** key, void** value) noexcept;
 
+// True when [addr, addr + size) lies inside the memory of a live map of this process (the
+// interpreter's check for inner maps reached at run time). Takes a shared lock: not for the JIT path.
+bool in_map_memory(uint64_t addr, uint64_t size, bool write);
+
 // True for the fd-valued types (userspace passes fds as values).
 bool holds_fds(uint32_t type);
 bool is_percpu(uint32_t type);

@@ -170,7 +170,7 @@ private:
             if (inside(r)) return true;
         for (const region& r : link.static_regions)
             if (inside(r)) return true;
-        return false;
+        return link.dynamic_memory && link.dynamic_memory(addr, size, write);
     }
 
     std::span<const region> _regions;

@@ -50,6 +50,9 @@ struct linkage {
     std::function<result<uint64_t>(uint8_t src, int32_t imm, int32_t next_imm)> resolve_pseudo;
     // Memory every run may touch besides its stack and per-run regions (map arenas, global data).
     std::vector<region> static_regions;
+    // Memory a program reaches at run time without naming it (inner maps of a map-in-map):
+    // consulted by the interpreter after the regions. Null: none.
+    bool (*dynamic_memory)(uint64_t addr, uint64_t size, bool write) = nullptr;
 };
 
 // Per run (one packet, one event): counters the kernel keeps per invocation.

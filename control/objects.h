@@ -1,0 +1,148 @@
+// Private to control/: the object table of the server and the client memory it works on.
+#pragma once
+
+#include <linux/bpf.h>
+#include <sys/types.h>
+
+#include <array>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "control/btf.h"
+#include "control/server.h"
+#include "maps/map.h"
+#include "vm/vm.h"
+#ifdef XDPRT_HAVE_JIT
+#include "jit/jit.h"
+#endif
+
+namespace xdprt::control {
+
+enum class obj_kind { map, prog, btf, link };
+
+inline constexpr int maps_enotsupp = 524;  // the kernel's ENOTSUPP, returned by bpf() as is
+
+// bpf(2) straight to the kernel, bypassing any syscall() interposer of this process.
+long kernel_bpf(int cmd, void* attr, uint32_t size);
+
+struct object;
+using object_ref = std::shared_ptr<object>;
+
+struct loaded_prog {
+    uint32_t type = 0;
+    uint32_t expected_attach_type = 0;
+    uint32_t flags = 0;
+    bool runnable = false;  // an XDP program; other types are kept only to answer loaders' probes
+    std::array<uint8_t, 8> tag{};
+    uint64_t load_time_ns = 0;
+    std::vector<isa::insn> insns;  // as the client passed them (jited/xlated info is built from these)
+    vm::linkage link;
+    vm::program program;
+#ifdef XDPRT_HAVE_JIT
+    jit::compiled_program image;
+#endif
+    vm::native_fn native = nullptr;
+    std::vector<object_ref> used_maps;
+    object_ref btf;
+    uint32_t func_info_rec_size = 0, line_info_rec_size = 0;
+    std::vector<uint8_t> func_info, line_info;
+    uint64_t run_count = 0, run_time_ns = 0;
+};
+
+struct link_state {
+    uint32_t type = 0;         // BPF_LINK_TYPE_XDP
+    uint32_t ifindex = 0;
+    uint32_t attach_flags = 0;
+    object_ref prog;
+};
+
+struct object {
+    obj_kind kind;
+    uint32_t id = 0;
+    int handle = -1;  // the server's fd of the object (a map's memfd, else an empty memfd)
+    ino_t inode = 0;
+    std::string name;
+    std::unique_ptr<maps::map> map;
+    std::unique_ptr<loaded_prog> prog;
+    std::unique_ptr<control::btf> btf;
+    std::unique_ptr<link_state> link;
+    // map extras
+    uint32_t btf_key_type_id = 0, btf_value_type_id = 0, map_ifindex = 0;
+    object_ref map_btf;
+    object_ref inner_template;
+    bool frozen = false;
+    uint32_t write_commands_in_flight = 0;
+    ~object();
+};
+
+// The caller's memory: process_vm_readv/writev on `pid` (0: this process), so bad addresses are
+// EFAULT rather than a crash.
+struct client_memory {
+    pid_t pid = 0;
+    [[nodiscard]] result<void> read(uint64_t addr, void* out, size_t n) const;
+    [[nodiscard]] result<void> write(uint64_t addr, const void* in, size_t n) const;
+    [[nodiscard]] result<std::vector<uint8_t>> read_vec(uint64_t addr, size_t n) const;
+    [[nodiscard]] result<std::string> read_string(uint64_t addr, size_t max) const;
+};
+
+// The log a PROG_LOAD / BTF_LOAD fills as the kernel does (log_level, log_buf, log_size).
+struct load_log {
+    uint32_t level = 0;
+    uint64_t buf = 0;
+    uint32_t size = 0;
+    std::string text;
+    // The kernel's log attribute checks: EINVAL for a buffer without size or level and the reverse.
+    [[nodiscard]] result<void> check() const;
+    void flush(const client_memory& mem) const;
+};
+
+}  // namespace xdprt::control
+
+namespace xdprt::control {
+
+struct server::impl {
+    server_options opts;
+    mutable std::mutex lock;  // one command at a time
+    std::map<ino_t, object_ref> by_inode;
+    std::map<uint32_t, object_ref> by_id[4];  // per obj_kind
+    uint32_t next_id[4] = {1, 1, 1, 1};
+    std::string last_error;
+    bool stats_enabled = false;
+
+    // Objects.
+    [[nodiscard]] result<object_ref> add(obj_kind kind, std::string name, int handle_fd);
+    [[nodiscard]] result<object_ref> from_fd(int fd, obj_kind kind) const;
+    [[nodiscard]] long new_fd(const object_ref& o);  // a fresh O_CLOEXEC fd of the object for the caller
+
+    // Commands (attr already copied and checked for its tail).
+    long dispatch(int cmd, union bpf_attr& a, uint64_t attr_addr, uint32_t size, const client_memory& mem);
+    long map_create(union bpf_attr& a, const client_memory& mem);
+    long map_elem(int cmd, union bpf_attr& a, const client_memory& mem);
+    long map_batch(int cmd, union bpf_attr& a, uint64_t attr_addr, const client_memory& mem);
+    long map_freeze(union bpf_attr& a);
+    long prog_load(union bpf_attr& a, const client_memory& mem);
+    long prog_test_run(union bpf_attr& a, uint64_t attr_addr, const client_memory& mem);
+    long btf_load(union bpf_attr& a, const client_memory& mem);
+    long get_next_id(int cmd, union bpf_attr& a, uint64_t attr_addr, const client_memory& mem);
+    long get_fd_by_id(int cmd, union bpf_attr& a);
+    long obj_get_info(union bpf_attr& a, uint64_t attr_addr, const client_memory& mem);
+    long obj_pin(union bpf_attr& a, const client_memory& mem);
+    long obj_get(union bpf_attr& a, const client_memory& mem);
+    long prog_bind_map(union bpf_attr& a);
+
+    // Fails a command: records the message, returns -code.
+    long refuse(const error& e) {
+        last_error = e.message;
+        return -long(e.code);
+    }
+    template <class... Args>
+    long refuse(int code, fmt::format_string<Args...> f, Args&&... args) {
+        return refuse(error{code, fmt::format(f, std::forward<Args>(args)...)});
+    }
+};
+
+}  // namespace xdprt::control

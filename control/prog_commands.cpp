@@ -1,0 +1,528 @@
+// PROG_LOAD (with `verify: kernel`), PROG_TEST_RUN, BTF_LOAD and OBJ_GET_INFO_BY_FD.
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+
+#include "control/objects.h"
+#include "helpers/helpers.h"
+#include "maps/qsbr.h"
+#include "prog/prog.h"
+
+namespace xdprt::control {
+
+namespace {
+
+namespace op = isa::op;
+
+uint64_t now_ns(clockid_t c = CLOCK_MONOTONIC) {
+    timespec ts;
+    clock_gettime(c, &ts);
+    return uint64_t(ts.tv_sec) * 1000000000ull + uint64_t(ts.tv_nsec);
+}
+
+result<std::string> checked_name(const char (&raw)[BPF_OBJ_NAME_LEN]) {
+    std::string name;
+    for (size_t k = 0; k < BPF_OBJ_NAME_LEN; ++k) {
+        char c = raw[k];
+        if (c == 0) return name;
+        if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '.')
+            return fail(EINVAL, "prog name: invalid character {:#x}", uint8_t(c));
+        name.push_back(c);
+    }
+    return fail(EINVAL, "prog name: not NUL-terminated");
+}
+
+// Kernel fds owned for one shadow load.
+struct kernel_fds {
+    std::vector<int> fds;
+    ~kernel_fds() {
+        for (int fd : fds) close(fd);
+    }
+    int keep(long fd) {
+        fds.push_back(int(fd));
+        return int(fd);
+    }
+};
+
+// A kernel map shaped like `o` for the verifier: same type, key, value and flags, one entry
+// where the count does not matter; global data (arrays) keep their size and contents, since the
+// verifier reads frozen read-only values.
+result<int> shadow_map(const object& o, kernel_fds& fds, std::map<const object*, int>& done, std::map<const object*, int>& btfs) {
+    if (auto it = done.find(&o); it != done.end()) return it->second;
+    const maps::spec& s = o.map->spec();
+    union bpf_attr a;
+    std::memset(&a, 0, sizeof a);
+    a.map_type = s.type;
+    a.key_size = s.key_size;
+    a.value_size = s.value_size;
+    a.map_flags = s.flags & ~uint32_t(BPF_F_NUMA_NODE);
+    a.map_extra = s.extra;
+    bool keep_size = s.type == BPF_MAP_TYPE_ARRAY && s.max_entries <= 64;
+    switch (s.type) {
+    case BPF_MAP_TYPE_RINGBUF: a.max_entries = 4096; break;
+    case BPF_MAP_TYPE_HASH: case BPF_MAP_TYPE_PERCPU_HASH: case BPF_MAP_TYPE_HASH_OF_MAPS:
+        a.max_entries = 1;
+        a.map_flags |= BPF_F_NO_PREALLOC;
+        break;
+    case BPF_MAP_TYPE_LPM_TRIE: a.max_entries = 1; break;
+    default: a.max_entries = keep_size ? s.max_entries : 1; break;
+    }
+    if (o.inner_template) {
+        auto in = shadow_map(*o.inner_template, fds, done, btfs);
+        if (!in) return in;
+        a.inner_map_fd = uint32_t(*in);
+    }
+    if (o.map_btf && o.btf_value_type_id) {
+        auto it = btfs.find(o.map_btf.get());
+        if (it == btfs.end()) {
+            union bpf_attr b;
+            std::memset(&b, 0, sizeof b);
+            b.btf = reinterpret_cast<uint64_t>(o.map_btf->btf->raw().data());
+            b.btf_size = uint32_t(o.map_btf->btf->raw().size());
+            long fd = kernel_bpf(BPF_BTF_LOAD, &b, sizeof b);
+            if (fd < 0) return fail(int(-fd), "kernel refused the map's BTF");
+            it = btfs.emplace(o.map_btf.get(), fds.keep(fd)).first;
+        }
+        a.btf_fd = uint32_t(it->second);
+        a.btf_key_type_id = o.btf_key_type_id;
+        a.btf_value_type_id = o.btf_value_type_id;
+    }
+    std::memcpy(a.map_name, o.name.data(), std::min<size_t>(o.name.size(), BPF_OBJ_NAME_LEN - 1));
+    long fd = kernel_bpf(BPF_MAP_CREATE, &a, sizeof a);
+    if (fd < 0) return fail(int(-fd), "map '{}': the kernel refused its shadow ({})", o.name, strerror(int(-fd)));
+    int kfd = fds.keep(fd);
+    if (keep_size) {
+        std::vector<uint8_t> v(s.value_size);
+        for (uint32_t k = 0; k < s.max_entries; ++k) {
+            if (!o.map->ops().copy_out(*o.map, &k, v.data(), 0)) continue;
+            union bpf_attr u;
+            std::memset(&u, 0, sizeof u);
+            u.map_fd = uint32_t(kfd);
+            u.key = reinterpret_cast<uint64_t>(&k);
+            u.value = reinterpret_cast<uint64_t>(v.data());
+            kernel_bpf(BPF_MAP_UPDATE_ELEM, &u, sizeof u);
+        }
+        if (o.frozen) {
+            union bpf_attr f;
+            std::memset(&f, 0, sizeof f);
+            f.map_fd = uint32_t(kfd);
+            kernel_bpf(BPF_MAP_FREEZE, &f, sizeof f);
+        }
+    }
+    done[&o] = kfd;
+    return kfd;
+}
+
+}  // namespace
+
+// ---- BTF_LOAD ------------------------------------------------------------------------------
+
+long server::impl::btf_load(union bpf_attr& a, const client_memory& mem) {
+    load_log log{a.btf_log_level, a.btf_log_buf, a.btf_log_size, {}};
+    if (auto ok = log.check(); !ok) return refuse(ok.error());
+    if (a.btf_size > (16u << 20)) return refuse(E2BIG, "btf: {} bytes", a.btf_size);
+    auto raw = mem.read_vec(a.btf, a.btf_size);
+    if (!raw) return refuse(raw.error());
+    auto b = btf::parse(*raw);
+    if (!b) {
+        log.text = b.error().message + "\n";
+        log.flush(mem);
+        return refuse(b.error());
+    }
+    int handle = memfd_create("xdprt-btf", MFD_CLOEXEC);
+    if (handle < 0) return refuse(errno, "memfd_create: {}", strerror(errno));
+    auto o = add(obj_kind::btf, "", handle);
+    if (!o) return refuse(o.error());
+    (*o)->btf = std::make_unique<btf>(std::move(*b));
+    return new_fd(*o);
+}
+
+// ---- PROG_LOAD -----------------------------------------------------------------------------
+
+long server::impl::prog_load(union bpf_attr& a, const client_memory& mem) {
+    constexpr uint32_t known_flags = BPF_F_STRICT_ALIGNMENT | BPF_F_ANY_ALIGNMENT | BPF_F_TEST_STATE_FREQ |
+                                     BPF_F_SLEEPABLE | BPF_F_TEST_RND_HI32 | BPF_F_XDP_HAS_FRAGS;
+    if (a.prog_flags & ~known_flags) return refuse(EINVAL, "prog_flags {:#x}", a.prog_flags);
+    if (a.insn_cnt == 0 || a.insn_cnt > isa::max_insns) return refuse(E2BIG, "insn_cnt {}", a.insn_cnt);
+    load_log log{a.log_level, a.log_buf, a.log_size, {}};
+    if (auto ok = log.check(); !ok) return refuse(ok.error());
+    auto raw = mem.read_vec(a.insns, size_t(a.insn_cnt) * sizeof(isa::insn));
+    if (!raw) return refuse(raw.error());
+    auto license = mem.read_string(a.license, 128);
+    if (!license) return refuse(license.error());
+    auto name = checked_name(a.prog_name);
+    if (!name) return refuse(name.error());
+    std::string what = fmt::format("prog '{}'", *name);
+    auto reject = [&](error e) {
+        log.text += e.message + "\n";
+        log.flush(mem);
+        return refuse(with_context(std::move(e), what));
+    };
+
+    auto p = std::make_unique<loaded_prog>();
+    p->type = a.prog_type;
+    p->expected_attach_type = a.expected_attach_type;
+    p->flags = a.prog_flags;
+    p->insns.resize(a.insn_cnt);
+    std::memcpy(p->insns.data(), raw->data(), raw->size());
+    p->load_time_ns = now_ns(CLOCK_BOOTTIME);
+    bool xdp = a.prog_type == BPF_PROG_TYPE_XDP;
+    if (xdp && (a.prog_flags & BPF_F_XDP_HAS_FRAGS))
+        return reject(error{EOPNOTSUPP, "XDP_HAS_FRAGS: multi-buffer frames are not supported by xdprt"});
+    if (a.prog_type == BPF_PROG_TYPE_UNSPEC || a.prog_type > BPF_PROG_TYPE_SYSCALL)
+        return reject(error{EINVAL, fmt::format("unknown prog type {}", a.prog_type)});
+
+    // Maps: fd_array for MAP_IDX, fds in the instructions otherwise.
+    std::vector<int32_t> fd_array;
+    std::map<int32_t, object_ref> by_fd;
+    auto map_of = [&](int32_t fd) -> result<object_ref> {
+        if (auto it = by_fd.find(fd); it != by_fd.end()) return it->second;
+        auto o = from_fd(fd, obj_kind::map);
+        if (!o) return tl::unexpected(o.error());
+        by_fd[fd] = *o;
+        if (std::find(p->used_maps.begin(), p->used_maps.end(), *o) == p->used_maps.end()) p->used_maps.push_back(*o);
+        return *o;
+    };
+    for (size_t pc = 0; pc < p->insns.size(); ++pc) {
+        isa::insn& i = p->insns[pc];
+        if (i.code != (op::ld | op::imm | op::dw) || pc + 1 >= p->insns.size()) continue;
+        uint8_t src = i.src;
+        if (src == op::pseudo_map_idx || src == op::pseudo_map_idx_value) {
+            if (!a.fd_array) return reject(error{EINVAL, fmt::format("insn {}: map index without fd_array", pc)});
+            int32_t fd;
+            if (auto ok = mem.read(a.fd_array + uint64_t(uint32_t(i.imm)) * 4, &fd, 4); !ok) return reject(ok.error());
+            i.src = src == op::pseudo_map_idx ? op::pseudo_map_fd : op::pseudo_map_value;
+            i.imm = fd;
+        }
+        if (i.src == op::pseudo_map_fd || i.src == op::pseudo_map_value) {
+            auto o = map_of(i.imm);
+            if (!o) return reject(error{EBADF, fmt::format("insn {}: fd {} is not pointing to valid bpf_map", pc, i.imm)});
+            if (i.src == op::pseudo_map_value) {
+                const maps::spec& s = (*o)->map->spec();
+                uint32_t off = uint32_t(p->insns[pc + 1].imm);
+                if (s.type != BPF_MAP_TYPE_ARRAY || s.max_entries != 1 || off >= s.value_size)
+                    return reject(error{EINVAL, fmt::format("insn {}: invalid access to map value pointer, value_size={} off={}", pc, s.value_size, off)});
+            }
+        }
+        ++pc;
+    }
+    if (a.prog_btf_fd) {
+        auto b = from_fd(int(a.prog_btf_fd), obj_kind::btf);
+        if (!b) return reject(b.error());
+        p->btf = *b;
+        p->func_info_rec_size = a.func_info_rec_size;
+        p->line_info_rec_size = a.line_info_rec_size;
+        auto fi = mem.read_vec(a.func_info, size_t(a.func_info_cnt) * a.func_info_rec_size);
+        if (!fi) return reject(fi.error());
+        p->func_info = std::move(*fi);
+        auto li = mem.read_vec(a.line_info, size_t(a.line_info_cnt) * a.line_info_rec_size);
+        if (!li) return reject(li.error());
+        p->line_info = std::move(*li);
+    }
+
+    // Structure, then the program type's fixups.
+    auto layout = isa::check(p->insns);
+    if (!layout) return reject(layout.error());
+    std::vector<isa::insn> fixed = p->insns;
+    if (xdp) {
+        auto f = prog::fixup_xdp(p->insns, {.devmap = a.expected_attach_type == BPF_XDP_DEVMAP});
+        if (!f) return reject(f.error());
+        fixed = std::move(*f);
+    }
+
+    // Safety (DESIGN.md invariant 5).
+    if (opts.verify == verify_mode::kernel) {
+        kernel_fds fds;
+        std::map<const object*, int> shadows, btfs;
+        std::vector<isa::insn> k = p->insns;
+        for (size_t pc = 0; pc + 1 < k.size(); ++pc) {
+            if (k[pc].code != (op::ld | op::imm | op::dw)) continue;
+            if (k[pc].src == op::pseudo_map_fd || k[pc].src == op::pseudo_map_value) {
+                auto kfd = shadow_map(*by_fd[k[pc].imm], fds, shadows, btfs);
+                if (!kfd) return reject(kfd.error());
+                k[pc].imm = *kfd;
+            }
+            ++pc;
+        }
+        union bpf_attr ka;
+        std::memset(&ka, 0, sizeof ka);
+        ka.prog_type = a.prog_type;
+        ka.insn_cnt = uint32_t(k.size());
+        ka.insns = reinterpret_cast<uint64_t>(k.data());
+        ka.license = reinterpret_cast<uint64_t>(license->c_str());
+        ka.expected_attach_type = a.expected_attach_type;
+        ka.prog_flags = a.prog_flags;
+        std::vector<char> klog(log.level ? std::max<uint32_t>(log.size, 128) : 65536);
+        ka.log_level = log.level ? log.level : 1;
+        ka.log_buf = reinterpret_cast<uint64_t>(klog.data());
+        ka.log_size = uint32_t(klog.size());
+        if (p->btf) {
+            union bpf_attr b;
+            std::memset(&b, 0, sizeof b);
+            b.btf = reinterpret_cast<uint64_t>(p->btf->btf->raw().data());
+            b.btf_size = uint32_t(p->btf->btf->raw().size());
+            long bfd = kernel_bpf(BPF_BTF_LOAD, &b, sizeof b);
+            if (bfd >= 0) {
+                ka.prog_btf_fd = uint32_t(fds.keep(bfd));
+                ka.func_info_rec_size = p->func_info_rec_size;
+                ka.func_info = reinterpret_cast<uint64_t>(p->func_info.data());
+                ka.func_info_cnt = uint32_t(p->func_info.size() / std::max<uint32_t>(1, p->func_info_rec_size));
+                ka.line_info_rec_size = p->line_info_rec_size;
+                ka.line_info = reinterpret_cast<uint64_t>(p->line_info.data());
+                ka.line_info_cnt = uint32_t(p->line_info.size() / std::max<uint32_t>(1, p->line_info_rec_size));
+            }
+        }
+        long kfd = kernel_bpf(BPF_PROG_LOAD, &ka, sizeof ka);
+        if (kfd < 0) {
+            klog.back() = 0;
+            log.text = klog.data();
+            log.flush(mem);
+            return refuse(int(-kfd), "{}: the kernel's verifier refused it: {}", what,
+                          log.text.size() > 400 ? log.text.substr(log.text.size() - 400) : log.text);
+        }
+        fds.keep(kfd);
+        if (log.level) log.text = klog.data();
+    }
+
+    if (xdp) {
+        helpers::link_xdp(p->link);
+        p->link.resolve_pseudo = [by_fd](uint8_t src, int32_t imm, int32_t next_imm) -> result<uint64_t> {
+            auto it = by_fd.find(imm);
+            if (it == by_fd.end()) return fail(EBADF, "fd {} is not a map", imm);
+            maps::map& m = *it->second->map;
+            if (src == op::pseudo_map_fd) return reinterpret_cast<uint64_t>(&m);
+            return reinterpret_cast<uint64_t>(m.base()) + uint32_t(next_imm);
+        };
+        for (auto& m : p->used_maps)
+            p->link.static_regions.push_back({reinterpret_cast<uint64_t>(m->map->base()), m->map->header().data_bytes,
+                                              !(m->map->spec().flags & BPF_F_RDONLY_PROG)});
+        p->link.dynamic_memory = maps::in_map_memory;
+        auto loaded = vm::load(*name, fixed, p->link);
+        if (!loaded) return reject(loaded.error());
+        p->program = std::move(*loaded);
+#ifdef XDPRT_HAVE_JIT
+        if (opts.default_engine == engine::jit) {
+            auto image = jit::compile(p->program);
+            if (!image) return reject(image.error());
+            p->image = std::move(*image);
+            p->native = p->image.entry();
+            p->program.native = p->native;
+        }
+#endif
+        p->runnable = true;
+    }
+    // The tag: the first 8 bytes of a hash of the instructions (the kernel uses SHA-1 over the
+    // program with map fds zeroed; tools only compare tags of the same loader).
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (uint8_t byte : *raw) h = (h ^ byte) * 0x100000001b3ull;
+    std::memcpy(p->tag.data(), &h, 8);
+
+    log.flush(mem);
+    int handle = memfd_create(("xdprt-prog:" + *name).c_str(), MFD_CLOEXEC);
+    if (handle < 0) return refuse(errno, "memfd_create: {}", strerror(errno));
+    auto o = add(obj_kind::prog, *name, handle);
+    if (!o) return refuse(o.error());
+    (*o)->prog = std::move(p);
+    return new_fd(*o);
+}
+
+// ---- PROG_TEST_RUN -------------------------------------------------------------------------
+
+long server::impl::prog_test_run(union bpf_attr& a, uint64_t attr_addr, const client_memory& mem) {
+    auto o = from_fd(int(a.test.prog_fd), obj_kind::prog);
+    if (!o) return refuse(o.error());
+    loaded_prog& p = *(*o)->prog;
+    if (!p.runnable) return refuse(maps_enotsupp, "prog '{}': xdprt runs XDP programs only", (*o)->name);
+    if (a.test.flags & ~uint32_t(BPF_F_TEST_XDP_LIVE_FRAMES)) return refuse(EINVAL, "test flags {:#x}", a.test.flags);
+    if (a.test.flags) return refuse(EOPNOTSUPP, "BPF_F_TEST_XDP_LIVE_FRAMES needs the dataplane");
+    if (a.test.cpu || a.test.batch_size) return refuse(EINVAL, "cpu and batch_size are for live frames");
+    if (p.expected_attach_type == BPF_XDP_DEVMAP || p.expected_attach_type == BPF_XDP_CPUMAP)
+        return refuse(EINVAL, "devmap and cpumap programs cannot be test-run");
+    constexpr uint32_t frame = 4096, headroom = helpers::xdp_headroom, tailroom = helpers::xdp_tailroom;
+    uint32_t size = a.test.data_size_in;
+    uint32_t meta = 0;
+    xdp_md md_in{};
+    if (a.test.ctx_size_in) {
+        std::vector<uint8_t> c(a.test.ctx_size_in);
+        if (auto ok = mem.read(a.test.ctx_in, c.data(), c.size()); !ok) return refuse(ok.error());
+        for (size_t k = sizeof md_in; k < c.size(); ++k)
+            if (c[k]) return refuse(EINVAL, "ctx_in: non-zero bytes past struct xdp_md");
+        std::memcpy(&md_in, c.data(), std::min(c.size(), sizeof md_in));
+        if (md_in.data_meta || md_in.data_end != size || md_in.data > md_in.data_end || (md_in.data & 3) || md_in.data > 32 ||
+            md_in.egress_ifindex)
+            return refuse(EINVAL, "ctx_in: data {} data_end {} for {} bytes", md_in.data, md_in.data_end, size);
+        meta = md_in.data;
+    }
+    if (size < 14 /* ETH_HLEN */ || size > frame - headroom - tailroom) return refuse(EINVAL, "data_size_in {}", size);
+    std::vector<uint8_t> in(size);
+    if (auto ok = mem.read(a.test.data_in, in.data(), size); !ok) return refuse(ok.error());
+
+    alignas(64) static thread_local uint8_t buffer[frame];
+    std::memset(buffer, 0, sizeof buffer);
+    prog::xdp_buff x{};
+    x.data_hard_start = buffer;
+    x.data_meta = buffer + headroom;
+    x.data = x.data_meta + meta;
+    std::memcpy(x.data_meta, in.data(), size);
+    x.data_end = x.data_meta + size;
+    x.data_hard_end = buffer + frame - tailroom;
+    x.ingress_ifindex = md_in.ingress_ifindex;
+    x.rx_queue_index = md_in.rx_queue_index;
+
+    // The control thread runs programs as a qsbr reader of its own, online only while it runs.
+    static thread_local std::optional<maps::qsbr::reader> reader;
+    if (!reader) {
+        auto r = maps::qsbr::process().attach();
+        if (!r) return refuse(r.error());
+        reader.emplace(std::move(*r));
+    }
+    uint32_t repeat = std::max<uint32_t>(1, a.test.repeat);
+    uint64_t retval = 0;
+    uint64_t t0 = now_ns();
+    {
+        maps::qsbr::online_scope online(*reader);
+        for (uint32_t k = 0; k < repeat; ++k) {
+            if (p.native) {
+                vm::run_state rs;
+                retval = p.native(reinterpret_cast<uint64_t>(&x), 0, &rs);
+            } else {
+                vm::region regions[] = {{reinterpret_cast<uint64_t>(buffer), frame, true},
+                                        {reinterpret_cast<uint64_t>(&x), sizeof x, false}};
+                auto r = vm::interpret(p.program, reinterpret_cast<uint64_t>(&x), 0, regions);
+                if (!r) return refuse(with_context(r.error(), fmt::format("prog '{}'", (*o)->name)));
+                retval = *r;
+            }
+        }
+    }
+    uint64_t elapsed = now_ns() - t0;
+    p.run_count += repeat;
+    p.run_time_ns += elapsed;
+    uint32_t duration = uint32_t(std::min<uint64_t>(elapsed / repeat, UINT32_MAX));
+
+    // bpf_test_finish: the frame from data_meta, as much as fits; ENOSPC when it did not.
+    uint32_t out_size = uint32_t(x.data_end - x.data_meta);
+    long status = 0;
+    if (a.test.data_out) {
+        uint32_t n = out_size;
+        if (a.test.data_size_out && a.test.data_size_out < n) {
+            n = a.test.data_size_out;
+            status = -ENOSPC;
+        }
+        if (auto ok = mem.write(a.test.data_out, x.data_meta, n); !ok) return refuse(ok.error());
+    }
+    auto put = [&](size_t off, uint32_t v) { return mem.write(attr_addr + off, &v, 4); };
+    if (auto ok = put(offsetof(union bpf_attr, test.data_size_out), out_size); !ok) return refuse(ok.error());
+    (void)put(offsetof(union bpf_attr, test.retval), uint32_t(retval));
+    (void)put(offsetof(union bpf_attr, test.duration), duration);
+    if (a.test.ctx_size_out && a.test.ctx_out) {
+        xdp_md md_out{};
+        md_out.data = uint32_t(x.data - x.data_meta);
+        md_out.data_end = uint32_t(x.data_end - x.data_meta);
+        md_out.ingress_ifindex = md_in.ingress_ifindex;
+        md_out.rx_queue_index = md_in.rx_queue_index;
+        uint32_t n = std::min<uint32_t>(a.test.ctx_size_out, sizeof md_out);
+        if (auto ok = mem.write(a.test.ctx_out, &md_out, n); !ok) return refuse(ok.error());
+        (void)put(offsetof(union bpf_attr, test.ctx_size_out), n);
+    }
+    if (status) return refuse(ENOSPC, "data_out of {} bytes for a {}-byte frame", a.test.data_size_out, out_size);
+    return 0;
+}
+
+// ---- OBJ_GET_INFO_BY_FD --------------------------------------------------------------------
+
+long server::impl::obj_get_info(union bpf_attr& a, uint64_t attr_addr, const client_memory& mem) {
+    int fd = int(a.info.bpf_fd);
+    object_ref o;
+    for (obj_kind k : {obj_kind::map, obj_kind::prog, obj_kind::btf, obj_kind::link}) {
+        if (auto r = from_fd(fd, k)) {
+            o = *r;
+            break;
+        } else if (r.error().code == EBADF) {
+            return refuse(r.error());
+        }
+    }
+    if (!o) return refuse(EINVAL, "fd {} is not a bpf object of xdprt", fd);
+    uint32_t user_len = a.info.info_len;
+    std::vector<uint8_t> buf(std::max<size_t>(user_len, 256));
+    // Bytes the caller passed past what we fill must be zero (bpf_check_uarg_tail_zero).
+    size_t ours = 0;
+    switch (o->kind) {
+    case obj_kind::map: {
+        bpf_map_info info{};
+        const maps::spec& s = o->map->spec();
+        info.type = s.type;
+        info.id = o->id;
+        info.key_size = s.key_size;
+        info.value_size = s.value_size;
+        info.max_entries = s.max_entries;
+        info.map_flags = s.flags;
+        std::memcpy(info.name, o->name.data(), std::min<size_t>(o->name.size(), BPF_OBJ_NAME_LEN - 1));
+        info.btf_id = o->map_btf ? o->map_btf->id : 0;
+        info.btf_key_type_id = o->btf_key_type_id;
+        info.btf_value_type_id = o->btf_value_type_id;
+        info.map_extra = s.extra;
+        ours = sizeof info;
+        std::memcpy(buf.data(), &info, std::min<size_t>(ours, buf.size()));
+        break;
+    }
+    case obj_kind::prog: {
+        bpf_prog_info in{};
+        if (auto ok = mem.read(a.info.info, &in, std::min<size_t>(user_len, sizeof in)); !ok) return refuse(ok.error());
+        const loaded_prog& p = *o->prog;
+        bpf_prog_info info{};
+        info.type = p.type;
+        info.id = o->id;
+        std::memcpy(info.tag, p.tag.data(), 8);
+        std::memcpy(info.name, o->name.data(), std::min<size_t>(o->name.size(), BPF_OBJ_NAME_LEN - 1));
+        info.load_time = p.load_time_ns;
+        info.created_by_uid = getuid();
+        info.nr_map_ids = uint32_t(p.used_maps.size());
+        if (user_len >= offsetof(bpf_prog_info, map_ids) + 8 && in.map_ids && in.nr_map_ids) {
+            std::vector<uint32_t> ids;
+            for (size_t k = 0; k < p.used_maps.size() && k < in.nr_map_ids; ++k) ids.push_back(p.used_maps[k]->id);
+            if (auto ok = mem.write(in.map_ids, ids.data(), ids.size() * 4); !ok) return refuse(ok.error());
+            info.map_ids = in.map_ids;
+        }
+        info.xlated_prog_len = uint32_t(p.insns.size() * sizeof(isa::insn));
+        if (in.xlated_prog_insns && in.xlated_prog_len) {
+            uint32_t n = std::min(in.xlated_prog_len, info.xlated_prog_len);
+            if (auto ok = mem.write(in.xlated_prog_insns, p.insns.data(), n); !ok) return refuse(ok.error());
+            info.xlated_prog_insns = in.xlated_prog_insns;
+        }
+        info.btf_id = p.btf ? p.btf->id : 0;
+        info.run_time_ns = p.run_time_ns;
+        info.run_cnt = p.run_count;
+        info.gpl_compatible = 1;
+        ours = sizeof info;
+        std::memcpy(buf.data(), &info, std::min<size_t>(ours, buf.size()));
+        break;
+    }
+    case obj_kind::btf: {
+        bpf_btf_info in{};
+        if (auto ok = mem.read(a.info.info, &in, std::min<size_t>(user_len, sizeof in)); !ok) return refuse(ok.error());
+        bpf_btf_info info{};
+        info.id = o->id;
+        info.btf_size = uint32_t(o->btf->raw().size());
+        if (in.btf && in.btf_size) {
+            uint32_t n = std::min(in.btf_size, info.btf_size);
+            if (auto ok = mem.write(in.btf, o->btf->raw().data(), n); !ok) return refuse(ok.error());
+            info.btf = in.btf;
+        }
+        ours = sizeof info;
+        std::memcpy(buf.data(), &info, std::min<size_t>(ours, buf.size()));
+        break;
+    }
+    case obj_kind::link:
+        return refuse(EINVAL, "links are not implemented yet");
+    }
+    uint32_t n = uint32_t(std::min<size_t>(user_len, ours));
+    if (auto ok = mem.write(a.info.info, buf.data(), n); !ok) return refuse(ok.error());
+    if (auto ok = mem.write(attr_addr + offsetof(union bpf_attr, info.info_len), &n, 4); !ok) return refuse(ok.error());
+    return 0;
+}
+
+}  // namespace xdprt::control

@@ -1,0 +1,72 @@
+// The bpf() server: the kernel's bpf(2) command set over xdprt's maps, programs and BTF
+// (DESIGN.md 2, 5). One implementation, reached in process (inprocess.h: libbpf's syscall() is
+// routed here) and, with the preload shim, from other processes.
+//
+// Kernel-exact: attr of any size up to a page (non-zero bytes past what a command reads are
+// refused, E2BIG past the union, EINVAL inside it), the kernel's errno per invalid case, verifier
+// text in log_buf. Object handles are real fds (a map's fd shares its memfd's inode, programs,
+// BTF and links have a memfd each); objects are found by inode, so dup/fork/fd passing work.
+// Client memory (keys, values, insns, log buffers) is reached with process_vm_readv/writev, so a
+// bad pointer is EFAULT, never a crash, in process or not.
+//
+// Thread affinity: bpf() calls are serialized by the server; programs it loaded may run on any
+// thread (a worker registers as a qsbr reader).
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string>
+
+#include "base/result.h"
+
+namespace xdprt::control {
+
+enum class engine { interpreter, jit };
+
+// How programs are checked before they run (DESIGN.md invariant 5).
+enum class verify_mode {
+    kernel,  // a shadow load into the kernel against same-shaped maps must succeed
+    off,     // nothing: only with `unsafe`
+};
+
+struct server_options {
+    std::filesystem::path pin_root = "/sys/fs/bpf";  // OBJ_PIN paths live under it (as files)
+    engine default_engine = engine::jit;              // interpreter when built without LLVM
+    verify_mode verify = verify_mode::kernel;
+    bool unsafe = false;  // allows verify_mode::off
+};
+
+class server {
+public:
+    [[nodiscard]] static result<std::unique_ptr<server>> create(server_options opts);
+    ~server();
+    server(const server&) = delete;
+    server& operator=(const server&) = delete;
+
+    // One bpf(2) call from process `pid` (0: this process): attr lives in that process's memory
+    // at `attr_addr`, `size` bytes as passed. Returns what bpf() returns, or -errno.
+    long bpf(int cmd, uint64_t attr_addr, uint32_t size, pid_t pid = 0);
+
+    // The message of the last failed command: what and where, for logs and tests.
+    const std::string& last_error() const;
+
+    struct object_counts {
+        size_t maps = 0, progs = 0, btfs = 0, links = 0;
+    };
+    object_counts count() const;
+
+    // Releases objects no fd, pin, attachment or other object refers to any more (fds are found
+    // in /proc/*/fd and mappings in /proc/*/maps). Returns how many were released.
+    size_t collect();
+
+    struct impl;
+
+private:
+    explicit server(std::unique_ptr<impl> i);
+    std::unique_ptr<impl> _impl;
+};
+
+}  // namespace xdprt::control

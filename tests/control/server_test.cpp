@@ -1,0 +1,186 @@
+// The bpf() server against the kernel, both driven by real libbpf in this process: the same calls
+// must give the same results, errnos included.
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "control/inprocess.h"
+#include "control/server.h"
+#include "xdp_harness.h"
+
+namespace xdprt::control {
+namespace {
+
+std::string progs_dir() { return XDPRT_PROGS_DIR; }
+
+// Runs `fn` against the kernel (null) or a server, returning its results.
+template <class Fn>
+auto against(server* s, Fn fn) {
+    inprocess::scoped_route route(s);
+    return fn();
+}
+
+long err(long r) { return r < 0 ? -errno : r; }
+
+std::unique_ptr<server> make_server(engine e) {
+    server_options o;
+    o.default_engine = e;
+    auto s = server::create(o);
+    EXPECT_TRUE(s.has_value()) << s.error().message;
+    return std::move(*s);
+}
+
+bool have_kernel_bpf() {
+    if (geteuid() != 0) return false;
+    int fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, nullptr, 4, 4, 1, nullptr);
+    if (fd < 0) return false;
+    close(fd);
+    return true;
+}
+
+#define REQUIRE_KERNEL_BPF() \
+    if (!have_kernel_bpf()) GTEST_SKIP() << "the kernel refuses bpf() here (not root?): no oracle to compare with"
+
+// A table of element operations whose results (value or -errno) must match the kernel's.
+std::vector<long> element_script() {
+    std::vector<long> out;
+    auto hash = bpf_map_create(BPF_MAP_TYPE_HASH, "h", 4, 8, 2, nullptr);
+    out.push_back(hash >= 0 ? 0 : -errno);
+    uint32_t k1 = 1, k2 = 2, k3 = 3, k9 = 9;
+    uint64_t v = 42, got = 0;
+    out.push_back(err(bpf_map_update_elem(hash, &k1, &v, BPF_NOEXIST)));
+    out.push_back(err(bpf_map_update_elem(hash, &k1, &v, BPF_NOEXIST)));  // EEXIST
+    out.push_back(err(bpf_map_update_elem(hash, &k9, &v, BPF_EXIST)));    // ENOENT
+    out.push_back(err(bpf_map_update_elem(hash, &k2, &v, BPF_ANY)));
+    out.push_back(err(bpf_map_update_elem(hash, &k3, &v, BPF_ANY)));      // E2BIG: full
+    out.push_back(err(bpf_map_update_elem(hash, &k1, &v, 7)));            // EINVAL: flags
+    v = 43;
+    out.push_back(err(bpf_map_update_elem(hash, &k1, &v, BPF_EXIST)));
+    out.push_back(err(bpf_map_lookup_elem(hash, &k1, &got)));
+    out.push_back(long(got));
+    out.push_back(err(bpf_map_lookup_elem(hash, &k9, &got)));             // ENOENT
+    out.push_back(err(bpf_map_lookup_elem_flags(hash, &k1, &got, 8)));    // EINVAL
+    out.push_back(err(bpf_map_delete_elem(hash, &k9)));                   // ENOENT
+    uint32_t next = 0, seen = 0;
+    for (uint32_t* cur = nullptr; bpf_map_get_next_key(hash, cur, &next) == 0; cur = &k9, k9 = next) ++seen;
+    out.push_back(seen);
+    out.push_back(err(bpf_map_delete_elem(hash, &k1)));
+    out.push_back(err(bpf_map_lookup_and_delete_elem(hash, &k2, &got)));
+    out.push_back(long(got));
+    out.push_back(err(bpf_map_get_next_key(hash, nullptr, &next)));       // ENOENT: empty
+
+    auto array = bpf_map_create(BPF_MAP_TYPE_ARRAY, "a", 4, 8, 4, nullptr);
+    uint32_t i5 = 5, i3 = 3;
+    out.push_back(err(bpf_map_update_elem(array, &i5, &v, BPF_ANY)));     // E2BIG
+    out.push_back(err(bpf_map_update_elem(array, &i3, &v, BPF_NOEXIST))); // EEXIST
+    out.push_back(err(bpf_map_update_elem(array, &i3, &v, BPF_ANY)));
+    out.push_back(err(bpf_map_lookup_elem(array, &i5, &got)));            // ENOENT
+    out.push_back(err(bpf_map_delete_elem(array, &i3)));                  // EINVAL
+    out.push_back(err(bpf_map_get_next_key(array, &i3, &next)));          // ENOENT: last
+    out.push_back(err(bpf_map_get_next_key(array, &i5, &next)));
+    out.push_back(next);
+    out.push_back(err(bpf_map_lookup_and_delete_elem(array, &i3, &got))); // ENOTSUPP
+    out.push_back(err(bpf_map_freeze(array)));
+    out.push_back(err(bpf_map_update_elem(array, &i3, &v, BPF_ANY)));     // EPERM: frozen
+    out.push_back(err(bpf_map_freeze(array)));                            // EBUSY
+    out.push_back(err(bpf_map_lookup_elem(9999, &i3, &got)));             // EBADF
+
+    LIBBPF_OPTS(bpf_map_create_opts, extra, .map_extra = 1);
+    out.push_back(err(bpf_map_create(BPF_MAP_TYPE_ARRAY, "x", 8, 8, 4, nullptr)));  // key_size
+    out.push_back(err(bpf_map_create(BPF_MAP_TYPE_HASH, "x", 4, 8, 0, nullptr)));   // max_entries
+    out.push_back(err(bpf_map_create(BPF_MAP_TYPE_HASH, "x", 4, 8, 4, &extra)));    // map_extra
+    out.push_back(err(bpf_map_create(bpf_map_type(99), "x", 4, 8, 4, nullptr)));    // type
+    LIBBPF_OPTS(bpf_map_create_opts, lru_noprealloc, .map_flags = BPF_F_NO_PREALLOC);
+    out.push_back(err(bpf_map_create(BPF_MAP_TYPE_LRU_HASH, "x", 4, 8, 4, &lru_noprealloc)));
+    out.push_back(err(bpf_map_create(BPF_MAP_TYPE_ARRAY, "bad-name", 4, 8, 4, nullptr)));
+    close(hash);
+    close(array);
+    return out;
+}
+
+TEST(Server, ElementCommandsMatchTheKernel) {
+    REQUIRE_KERNEL_BPF();
+    auto s = make_server(engine::interpreter);
+    auto kernel = against(nullptr, element_script);
+    auto ours = against(s.get(), element_script);
+    ASSERT_EQ(kernel.size(), ours.size());
+    for (size_t k = 0; k < kernel.size(); ++k) EXPECT_EQ(ours[k], kernel[k]) << "step " << k << ": " << s->last_error();
+}
+
+struct run_result {
+    std::vector<uint32_t> retvals;
+    std::vector<std::vector<uint8_t>> outputs;
+    std::map<std::string, std::vector<std::pair<std::vector<uint8_t>, std::vector<uint8_t>>>> maps;
+    std::string error;
+};
+
+// Loads `object` through libbpf, runs its first program over the demo frames, dumps every map.
+run_result load_and_run(const std::string& object) {
+    run_result r;
+    bpf_object* obj = bpf_object__open_file(object.c_str(), nullptr);
+    if (!obj) return r.error = "open: " + std::to_string(errno), r;
+    if (int e = bpf_object__load(obj)) {
+        r.error = "load: " + std::to_string(e);
+        bpf_object__close(obj);
+        return r;
+    }
+    bpf_program* prog = bpf_object__next_program(obj, nullptr);
+    int fd = bpf_program__fd(prog);
+    for (const auto& frame : tools::demo_frames()) {
+        std::vector<uint8_t> out(4096);
+        LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame.data(), .data_out = out.data(),
+                    .data_size_in = uint32_t(frame.size()), .data_size_out = uint32_t(out.size()), .repeat = 1);
+        int e = bpf_prog_test_run_opts(fd, &opts);
+        r.retvals.push_back(e ? uint32_t(1000 - errno) : opts.retval);
+        out.resize(e ? 0 : opts.data_size_out);
+        r.outputs.push_back(out);
+    }
+    bpf_map* m;
+    bpf_object__for_each_map(m, obj) {
+        auto& dump = r.maps[bpf_map__name(m)];
+        std::vector<uint8_t> key(bpf_map__key_size(m)), next(key.size()), value(bpf_map__value_size(m));
+        bool first = true;
+        while (bpf_map_get_next_key(bpf_map__fd(m), first ? nullptr : key.data(), next.data()) == 0) {
+            first = false;
+            key = next;
+            if (bpf_map_lookup_elem(bpf_map__fd(m), key.data(), value.data()) == 0) dump.emplace_back(key, value);
+        }
+        std::sort(dump.begin(), dump.end());
+    }
+    bpf_object__close(obj);
+    return r;
+}
+
+class ObjectTest : public ::testing::TestWithParam<std::tuple<std::string, engine>> {};
+
+TEST_P(ObjectTest, RunsLikeTheKernel) {
+    REQUIRE_KERNEL_BPF();
+    auto [name, e] = GetParam();
+    std::string path = progs_dir() + "/" + name + ".bpf.o";
+    auto s = make_server(e);
+    run_result kernel = against(nullptr, [&] { return load_and_run(path); });
+    ASSERT_EQ(kernel.error, "");
+    run_result ours = against(s.get(), [&] { return load_and_run(path); });
+    ASSERT_EQ(ours.error, "") << s->last_error();
+    EXPECT_EQ(ours.retvals, kernel.retvals);
+    EXPECT_EQ(ours.outputs, kernel.outputs);
+    EXPECT_EQ(ours.maps, kernel.maps);
+}
+
+INSTANTIATE_TEST_SUITE_P(Programs, ObjectTest,
+                         ::testing::Combine(::testing::Values("xdp_drop", "xdp_swap_mac", "xdp_loop", "xdp_calls", "xdp_count"),
+                                            ::testing::Values(engine::interpreter, engine::jit)),
+                         [](const auto& info) {
+                             return std::get<0>(info.param) + (std::get<1>(info.param) == engine::jit ? "_Jit" : "_Interpreter");
+                         });
+
+}  // namespace
+}  // namespace xdprt::control
