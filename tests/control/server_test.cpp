@@ -93,12 +93,17 @@ std::vector<long> element_script() {
     out.push_back(err(bpf_map_freeze(array)));                            // EBUSY
     out.push_back(err(bpf_map_lookup_elem(9999, &i3, &got)));             // EBADF
 
-    LIBBPF_OPTS(bpf_map_create_opts, extra, .map_extra = 1);
+    // Options set field by field: LIBBPF_OPTS trips clang's missing-designated-initializer warning.
+    bpf_map_create_opts extra{};
+    extra.sz = sizeof extra;
+    extra.map_extra = 1;
     out.push_back(err(bpf_map_create(BPF_MAP_TYPE_ARRAY, "x", 8, 8, 4, nullptr)));  // key_size
     out.push_back(err(bpf_map_create(BPF_MAP_TYPE_HASH, "x", 4, 8, 0, nullptr)));   // max_entries
     out.push_back(err(bpf_map_create(BPF_MAP_TYPE_HASH, "x", 4, 8, 4, &extra)));    // map_extra
     out.push_back(err(bpf_map_create(bpf_map_type(99), "x", 4, 8, 4, nullptr)));    // type
-    LIBBPF_OPTS(bpf_map_create_opts, lru_noprealloc, .map_flags = BPF_F_NO_PREALLOC);
+    bpf_map_create_opts lru_noprealloc{};
+    lru_noprealloc.sz = sizeof lru_noprealloc;
+    lru_noprealloc.map_flags = BPF_F_NO_PREALLOC;
     out.push_back(err(bpf_map_create(BPF_MAP_TYPE_LRU_HASH, "x", 4, 8, 4, &lru_noprealloc)));
     out.push_back(err(bpf_map_create(BPF_MAP_TYPE_ARRAY, "bad-name", 4, 8, 4, nullptr)));
     close(hash);
@@ -136,8 +141,13 @@ run_result load_and_run(const std::string& object) {
     int fd = bpf_program__fd(prog);
     for (const auto& frame : tools::demo_frames()) {
         std::vector<uint8_t> out(4096);
-        LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame.data(), .data_out = out.data(),
-                    .data_size_in = uint32_t(frame.size()), .data_size_out = uint32_t(out.size()), .repeat = 1);
+        bpf_test_run_opts opts{};
+        opts.sz = sizeof opts;
+        opts.data_in = frame.data();
+        opts.data_out = out.data();
+        opts.data_size_in = uint32_t(frame.size());
+        opts.data_size_out = uint32_t(out.size());
+        opts.repeat = 1;
         int e = bpf_prog_test_run_opts(fd, &opts);
         r.retvals.push_back(e ? uint32_t(1000 - errno) : opts.retval);
         out.resize(e ? 0 : opts.data_size_out);
