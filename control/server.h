@@ -58,10 +58,6 @@ public:
     };
     object_counts count() const;
 
-    // Releases objects no fd, pin, attachment or other object refers to any more (fds are found
-    // in /proc/*/fd and mappings in /proc/*/maps). Returns how many were released.
-    size_t collect();
-
     struct impl;
 
 private:
