@@ -11,19 +11,6 @@ namespace xdprt::control {
 
 namespace {
 
-// bpf_obj_name_cpy: letters, digits, '_' and '.', NUL-terminated within BPF_OBJ_NAME_LEN.
-result<std::string> object_name(const char (&raw)[BPF_OBJ_NAME_LEN]) {
-    std::string name;
-    for (size_t k = 0; k < BPF_OBJ_NAME_LEN; ++k) {
-        char c = raw[k];
-        if (c == 0) return name;
-        if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '.')
-            return fail(EINVAL, "object name: invalid character {:#x}", uint8_t(c));
-        name.push_back(c);
-    }
-    return fail(EINVAL, "object name: not NUL-terminated within {} bytes", BPF_OBJ_NAME_LEN);
-}
-
 bool is_map_in_map(uint32_t t) { return t == BPF_MAP_TYPE_ARRAY_OF_MAPS || t == BPF_MAP_TYPE_HASH_OF_MAPS; }
 
 }  // namespace

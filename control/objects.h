@@ -26,6 +26,9 @@ enum class obj_kind { map, prog, btf, link };
 
 inline constexpr int maps_enotsupp = 524;  // the kernel's ENOTSUPP, returned by bpf() as is
 
+// bpf_obj_name_cpy: letters, digits, '_' and '.', NUL-terminated within BPF_OBJ_NAME_LEN (EINVAL).
+[[nodiscard]] result<std::string> object_name(const char (&raw)[BPF_OBJ_NAME_LEN]);
+
 // bpf(2) straight to the kernel, bypassing any syscall() interposer of this process.
 long kernel_bpf(int cmd, void* attr, uint32_t size);
 
@@ -75,7 +78,6 @@ struct object {
     object_ref map_btf;
     object_ref inner_template;
     bool frozen = false;
-    uint32_t write_commands_in_flight = 0;
     ~object();
 };
 
@@ -111,7 +113,6 @@ struct server::impl {
     std::map<uint32_t, object_ref> by_id[4];  // per obj_kind
     uint32_t next_id[4] = {1, 1, 1, 1};
     std::string last_error;
-    bool stats_enabled = false;
 
     // Objects.
     [[nodiscard]] result<object_ref> add(obj_kind kind, std::string name, int handle_fd);

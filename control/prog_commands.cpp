@@ -24,18 +24,6 @@ uint64_t now_ns(clockid_t c = CLOCK_MONOTONIC) {
     return uint64_t(ts.tv_sec) * 1000000000ull + uint64_t(ts.tv_nsec);
 }
 
-result<std::string> checked_name(const char (&raw)[BPF_OBJ_NAME_LEN]) {
-    std::string name;
-    for (size_t k = 0; k < BPF_OBJ_NAME_LEN; ++k) {
-        char c = raw[k];
-        if (c == 0) return name;
-        if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '.')
-            return fail(EINVAL, "prog name: invalid character {:#x}", uint8_t(c));
-        name.push_back(c);
-    }
-    return fail(EINVAL, "prog name: not NUL-terminated");
-}
-
 // Kernel fds owned for one shadow load.
 struct kernel_fds {
     std::vector<int> fds;
@@ -47,6 +35,18 @@ struct kernel_fds {
         return int(fd);
     }
 };
+
+// The kernel's fd for a BTF object of ours, loaded once per shadow load.
+result<int> shadow_btf(const object& b, kernel_fds& fds, std::map<const object*, int>& btfs) {
+    if (auto it = btfs.find(&b); it != btfs.end()) return it->second;
+    union bpf_attr a;
+    std::memset(&a, 0, sizeof a);
+    a.btf = reinterpret_cast<uint64_t>(b.btf->raw().data());
+    a.btf_size = uint32_t(b.btf->raw().size());
+    long fd = kernel_bpf(BPF_BTF_LOAD, &a, sizeof a);
+    if (fd < 0) return fail(int(-fd), "the kernel refused the BTF ({})", strerror(int(-fd)));
+    return btfs[&b] = fds.keep(fd);
+}
 
 // A kernel map shaped like `o` for the verifier: same type, key, value and flags, one entry
 // where the count does not matter; global data (arrays) keep their size and contents, since the
@@ -77,17 +77,9 @@ result<int> shadow_map(const object& o, kernel_fds& fds, std::map<const object*,
         a.inner_map_fd = uint32_t(*in);
     }
     if (o.map_btf && o.btf_value_type_id) {
-        auto it = btfs.find(o.map_btf.get());
-        if (it == btfs.end()) {
-            union bpf_attr b;
-            std::memset(&b, 0, sizeof b);
-            b.btf = reinterpret_cast<uint64_t>(o.map_btf->btf->raw().data());
-            b.btf_size = uint32_t(o.map_btf->btf->raw().size());
-            long fd = kernel_bpf(BPF_BTF_LOAD, &b, sizeof b);
-            if (fd < 0) return fail(int(-fd), "kernel refused the map's BTF");
-            it = btfs.emplace(o.map_btf.get(), fds.keep(fd)).first;
-        }
-        a.btf_fd = uint32_t(it->second);
+        auto bfd = shadow_btf(*o.map_btf, fds, btfs);
+        if (!bfd) return tl::unexpected(with_context(bfd.error(), fmt::format("map '{}'", o.name)));
+        a.btf_fd = uint32_t(*bfd);
         a.btf_key_type_id = o.btf_key_type_id;
         a.btf_value_type_id = o.btf_value_type_id;
     }
@@ -154,7 +146,7 @@ long server::impl::prog_load(union bpf_attr& a, const client_memory& mem) {
     if (!raw) return refuse(raw.error());
     auto license = mem.read_string(a.license, 128);
     if (!license) return refuse(license.error());
-    auto name = checked_name(a.prog_name);
+    auto name = object_name(a.prog_name);
     if (!name) return refuse(name.error());
     std::string what = fmt::format("prog '{}'", *name);
     auto reject = [&](error e) {
@@ -261,13 +253,8 @@ long server::impl::prog_load(union bpf_attr& a, const client_memory& mem) {
         ka.log_buf = reinterpret_cast<uint64_t>(klog.data());
         ka.log_size = uint32_t(klog.size());
         if (p->btf) {
-            union bpf_attr b;
-            std::memset(&b, 0, sizeof b);
-            b.btf = reinterpret_cast<uint64_t>(p->btf->btf->raw().data());
-            b.btf_size = uint32_t(p->btf->btf->raw().size());
-            long bfd = kernel_bpf(BPF_BTF_LOAD, &b, sizeof b);
-            if (bfd >= 0) {
-                ka.prog_btf_fd = uint32_t(fds.keep(bfd));
+            if (auto bfd = shadow_btf(*p->btf, fds, btfs)) {
+                ka.prog_btf_fd = uint32_t(*bfd);
                 ka.func_info_rec_size = p->func_info_rec_size;
                 ka.func_info = reinterpret_cast<uint64_t>(p->func_info.data());
                 ka.func_info_cnt = uint32_t(p->func_info.size() / std::max<uint32_t>(1, p->func_info_rec_size));

@@ -7,6 +7,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cerrno>
 #include <cstddef>
 #include <cstring>
@@ -122,6 +123,18 @@ void load_log::flush(const client_memory& mem) const {
 
 // ---- objects -------------------------------------------------------------------------------
 
+result<std::string> object_name(const char (&raw)[BPF_OBJ_NAME_LEN]) {
+    std::string name;
+    for (size_t k = 0; k < BPF_OBJ_NAME_LEN; ++k) {
+        char c = raw[k];
+        if (c == 0) return name;
+        if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '.')
+            return fail(EINVAL, "object name: invalid character {:#x}", uint8_t(c));
+        name.push_back(c);
+    }
+    return fail(EINVAL, "object name: not NUL-terminated within {} bytes", BPF_OBJ_NAME_LEN);
+}
+
 object::~object() {
     if (handle >= 0 && !map) close(handle);  // a map's handle is its memfd, closed by the map
 }
@@ -233,7 +246,6 @@ long server::impl::dispatch(int cmd, union bpf_attr& a, uint64_t attr_addr, uint
             // xdprt always counts run time; the fd only has to exist, as the kernel's does.
             int fd = memfd_create("xdprt-stats", MFD_CLOEXEC);
             if (fd < 0) return refuse(errno, "memfd_create: {}", strerror(errno));
-            stats_enabled = true;
             return fd;
         }
     default:
