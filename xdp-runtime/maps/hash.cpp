@@ -410,7 +410,8 @@ bool copy_stable(table& t, const void* key, void* out, uint64_t flags) {
         if (!retry && t.is_end(l) && l == t.end_marker(hash)) return false;
         std::this_thread::yield();
     }
-    // A writer kept rewriting the chain: fall back to reading under the lock.
+    // A writer kept rewriting the chain: fall back to reading under the lock (a view cannot).
+    if (t.m.read_only()) return false;
     writer_guard g(t.h);
     elem* e = t.find(key, hash);
     if (!e) return false;

@@ -128,6 +128,16 @@ result<std::unique_ptr<map>> create(const spec& s) {
     if ((s.flags & BPF_F_RDONLY) && (s.flags & BPF_F_WRONLY)) return fail(EINVAL, "map flags: both RDONLY and WRONLY");
     if ((s.flags & BPF_F_NUMA_NODE) && s.numa_node != 0) return fail(EINVAL, "numa_node {}: no such node", s.numa_node);
     if (auto ok = table->check(s); !ok) return tl::unexpected(ok.error());
+    if (s.spin_lock_off >= 0) {
+        // map_check_btf: a bpf_spin_lock only in HASH and ARRAY values (of the types xdprt has),
+        // never with program access restricted, and inside the value.
+        if (s.flags & (BPF_F_RDONLY_PROG | BPF_F_WRONLY_PROG))
+            return fail(EACCES, "a value with a bpf_spin_lock needs program read and write access");
+        if (s.type != BPF_MAP_TYPE_HASH && s.type != BPF_MAP_TYPE_ARRAY)
+            return fail(EOPNOTSUPP, "{}: values cannot hold a bpf_spin_lock", type_name(s.type));
+        if (s.spin_lock_off % 4 != 0 || uint64_t(s.spin_lock_off) + 4 > s.value_size)
+            return fail(EINVAL, "bpf_spin_lock at offset {} of a {}-byte value", s.spin_lock_off, s.value_size);
+    }
 
     size_t data = (table->data_bytes(s) + page_bytes - 1) & ~(page_bytes - 1);
     size_t total = data + page_bytes;
@@ -145,7 +155,7 @@ result<std::unique_ptr<map>> create(const spec& s) {
     m->_header = new (m->_base + data) map_header{};
     map_header& h = *m->_header;
     h.magic = map_header::magic_value;
-    h.layout_version = 1;
+    h.layout_version = map_header::layout;
     h.type = s.type;
     h.key_size = s.key_size;
     h.value_size = s.value_size;
@@ -153,6 +163,7 @@ result<std::unique_ptr<map>> create(const spec& s) {
     h.flags = s.flags;
     h.extra = s.extra;
     h.data_bytes = data;
+    h.spin_lock_off = s.spin_lock_off;
     if (auto ok = table->init(*m); !ok) return tl::unexpected(ok.error());
     return m;
 }
