@@ -30,7 +30,7 @@ result<void> check_array(const spec& s) {
         return fail(EINVAL, "{}: MMAPABLE and INNER_MAP are for ARRAY only", type_name(s.type));
     if (s.type != BPF_MAP_TYPE_PERF_EVENT_ARRAY && (s.flags & BPF_F_PRESERVE_ELEMS))
         return fail(EINVAL, "{}: PRESERVE_ELEMS is for PERF_EVENT_ARRAY only", type_name(s.type));
-    if (s.value_size > kmalloc_max_size) return fail(E2BIG, "array: value_size {} too large", s.value_size);
+    if (s.value_size > uint32_t(INT32_MAX)) return fail(E2BIG, "array: value_size {} too large", s.value_size);
     if (percpu && round8(s.value_size) > pcpu_min_unit_size)
         return fail(E2BIG, "percpu_array: value_size {} above {}", s.value_size, pcpu_min_unit_size);
     return {};
@@ -76,6 +76,8 @@ result<void> array_copy_out(map& m, const void* key, void* value, uint64_t flags
 }
 
 result<void> array_store(map& m, const void* key, const void* value, uint64_t flags) {
+    // array_map_update_elem / bpf_percpu_array_update: per-CPU values take no BPF_F_LOCK.
+    if (is_percpu(m.type()) ? flags > BPF_EXIST : !update_flags_ok(flags)) return fail(EINVAL, "update flags {:#x}", flags);
     uint32_t i = index_of(key);
     if (i >= m.spec().max_entries) return fail(E2BIG, "index {} beyond max_entries {}", i, m.spec().max_entries);
     if ((flags & ~uint64_t(BPF_F_LOCK)) == BPF_NOEXIST) return fail(EEXIST, "array elements always exist");
@@ -113,6 +115,11 @@ void copy_value_in(const map& m, std::byte* slot, const void* value, uint64_t fl
     std::memcpy(slot, v, size_t(lock));
     std::memcpy(slot + lock + 4, v + lock + 4, n - size_t(lock) - 4);
     if (flags & BPF_F_LOCK) word.store(0, std::memory_order_release);
+}
+
+void init_value(const map& m, std::byte* slot, const void* value) {
+    std::memcpy(slot, value, m.spec().value_size);
+    if (m.spec().spin_lock_off >= 0) std::memset(slot + m.spec().spin_lock_off, 0, 4);
 }
 
 void copy_value_out(const map& m, void* value, const std::byte* slot, uint64_t flags) {
