@@ -64,7 +64,7 @@ const type_entry type_table[] = {
     {BPF_MAP_TYPE_RINGBUF, "ringbuf", nullptr},
     {BPF_MAP_TYPE_INODE_STORAGE, "inode_storage", nullptr},
     {BPF_MAP_TYPE_TASK_STORAGE, "task_storage", nullptr},
-    {BPF_MAP_TYPE_BLOOM_FILTER, "bloom_filter", nullptr},
+    {BPF_MAP_TYPE_BLOOM_FILTER, "bloom_filter", &bloom_filter_ops},
     {BPF_MAP_TYPE_USER_RINGBUF, "user_ringbuf", nullptr},
 };
 
