@@ -45,7 +45,7 @@ const type_entry type_table[] = {
     {BPF_MAP_TYPE_CGROUP_ARRAY, "cgroup_array", nullptr},
     {BPF_MAP_TYPE_LRU_HASH, "lru_hash", &lru_hash_ops},
     {BPF_MAP_TYPE_LRU_PERCPU_HASH, "lru_percpu_hash", &lru_percpu_hash_ops},
-    {BPF_MAP_TYPE_LPM_TRIE, "lpm_trie", nullptr},
+    {BPF_MAP_TYPE_LPM_TRIE, "lpm_trie", &lpm_trie_ops},
     {BPF_MAP_TYPE_ARRAY_OF_MAPS, "array_of_maps", &array_of_maps_ops},
     {BPF_MAP_TYPE_HASH_OF_MAPS, "hash_of_maps", &hash_of_maps_ops},
     {BPF_MAP_TYPE_DEVMAP, "devmap", &devmap_ops},
