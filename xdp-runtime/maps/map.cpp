@@ -61,7 +61,7 @@ const type_entry type_table[] = {
     {BPF_MAP_TYPE_SK_STORAGE, "sk_storage", nullptr},
     {BPF_MAP_TYPE_DEVMAP_HASH, "devmap_hash", &devmap_hash_ops},
     {BPF_MAP_TYPE_STRUCT_OPS, "struct_ops", nullptr},
-    {BPF_MAP_TYPE_RINGBUF, "ringbuf", nullptr},
+    {BPF_MAP_TYPE_RINGBUF, "ringbuf", &ringbuf_ops},
     {BPF_MAP_TYPE_INODE_STORAGE, "inode_storage", nullptr},
     {BPF_MAP_TYPE_TASK_STORAGE, "task_storage", nullptr},
     {BPF_MAP_TYPE_BLOOM_FILTER, "bloom_filter", &bloom_filter_ops},

@@ -26,6 +26,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -213,6 +214,21 @@ const char* type_name(uint32_t type);
 // The object at `index` of an fd-valued array (a PROG_ARRAY's program for bpf_tail_call), or null.
 // Program side: lock-free, valid until the caller's next quiescent point.
 void* object_at(const map& m, uint32_t index) noexcept;
+
+// RINGBUF, program side (bpf_ringbuf_*; ringbuf.cpp). Producers may run on any number of threads
+// and processes: reserve serializes on the map's writer lock like the kernel's spinlock, submit
+// and discard publish without it. Wakeup flags are accepted and ignored: consumers poll
+// (ringbuf_query / the producer position), since a wakeup from a worker would be a syscall per
+// packet.
+void* ringbuf_reserve(map& m, uint64_t size, uint64_t flags) noexcept;  // null when full or bad
+void ringbuf_submit(void* sample, uint64_t flags) noexcept;
+void ringbuf_discard(void* sample, uint64_t flags) noexcept;
+long ringbuf_output(map& m, const void* data, uint64_t size, uint64_t flags) noexcept;  // 0, -EAGAIN, -EINVAL
+uint64_t ringbuf_query(map& m, uint64_t flag) noexcept;  // BPF_RB_AVAIL_DATA, RING_SIZE, CONS_POS, PROD_POS
+// Consumer (one at a time per ring, like libbpf's ring_buffer__consume): calls `fn` for every
+// submitted record in order, skips discarded ones, stops at the first still reserved. Returns
+// how many records it passed to `fn`.
+size_t ringbuf_consume(map& m, const std::function<void(std::span<const std::byte>)>& fn);
 
 // True for the fd-valued types (userspace passes fds as values).
 bool holds_fds(uint32_t type);
