@@ -20,7 +20,9 @@
 // elements waiting out a grace period. LRU types evict with a CLOCK sweep over the pool when full:
 // program lookups set a reference bit (only if clear, so hot entries cost no write), the sweep
 // clears set bits and evicts the first element found clear, an approximation of least recently
-// used like the kernel's (which is per-CPU-list based and also approximate).
+// used like the kernel's (which is per-CPU-list based and also approximate). When every spare
+// element is still in a grace period (a reader stalled), an insert or replace answers ENOMEM
+// and evicts nothing: the kernel reuses elements at once, xdprt keeps returned pointers valid.
 #include <mutex>
 #include <random>
 #include <thread>
@@ -311,20 +313,17 @@ long upsert(table& t, const void* key, uint64_t flags, Write write, InPlace writ
         write_in_place(*old);
         return 0;
     }
-    if (!old && t.count().load(std::memory_order_relaxed) >= s.max_entries) {
-        if (!is_lru(s.type)) return -E2BIG;
-        if (!t.evict_one()) return -ENOMEM;
-    }
+    bool full = !old && t.count().load(std::memory_order_relaxed) >= s.max_entries;
+    if (full && !is_lru(s.type)) return -E2BIG;
+    // Everything spare may still be in a grace period. Evicting a live element would not help
+    // (it waits out the same grace period), so LRU maps evict only to stay within max_entries,
+    // once a spare element is in hand.
     elem* e = take(t);
-    if (!e && is_lru(s.type) && t.evict_one()) e = take(t);
-    if (!e) return -ENOMEM;  // everything spare is still in a grace period
+    if (!e) return -ENOMEM;
+    if (full) t.evict_one();  // cannot fail: the map holds max_entries live elements
     t.fill(*e, key, hash);
     write(*e);
     t.publish(*e);
-    if (old) {
-        // Re-find: an LRU eviction above may have changed the chain.
-        old = t.find_linked(key, hash, &link);
-    }
     if (old) {
         e->next.store(old->next.load(std::memory_order_relaxed), std::memory_order_relaxed);
         link->store(t.index(*e) << 1, std::memory_order_release);
