@@ -209,7 +209,9 @@ TEST(ArrayMap, HugeArrayIsSparse) {
     k = 7;
     ASSERT_EQ(code(lookup_elem(*m, &k, &v, 0)), 0);
     EXPECT_EQ(v, 0u);
-    EXPECT_LT(testing::rss_bytes() - before, size_t(32) << 20);
+    if (testing::rss_meaningful) {
+        EXPECT_LT(testing::rss_bytes() - before, size_t(32) << 20);
+    }
 }
 
 TEST(MapCommands, ReadOnlyWriteOnlyAndFrozenAsTheKernel) {

@@ -186,7 +186,9 @@ TEST_P(HashMaps, HugeMapIsSparse) {
     EXPECT_EQ(code(delete_elem(*m, &k)), 0);
     EXPECT_EQ(testing::walk_keys<uint64_t>(*m).size(), 2u);
     // The bucket heads (4 bytes each) are written at creation; elements only as used.
-    EXPECT_LT(testing::rss_bytes() - before, size_t(n) * 4 + (size_t(16) << 20));
+    if (testing::rss_meaningful) {
+        EXPECT_LT(testing::rss_bytes() - before, size_t(n) * 4 + (size_t(16) << 20));
+    }
 }
 
 INSTANTIATE_TEST_SUITE_P(AllTypes, HashMaps,
@@ -239,21 +241,22 @@ TEST(LruHashMap, NoSpareElementEvictsNothing) {
     // the spares run out, updates fail with ENOMEM. Evicting a live key would not help (the
     // evicted element waits out the same grace period), so none may go.
     auto m = must_create(make_spec(BPF_MAP_TYPE_LRU_HASH, 4, 8, 8));
-    for (uint32_t k = 0; k < 4; ++k) ASSERT_EQ(code(update_elem(*m, &k, &k, BPF_ANY)), 0);
+    uint64_t v = 0;
+    for (uint32_t k = 0; k < 4; ++k) ASSERT_EQ(code(update_elem(*m, &k, &v, BPF_ANY)), 0);
     int err = 0;
     {
         testing::program_thread stuck;
         uint32_t k = 0;
-        for (uint64_t v = 0; v < 10000 && err == 0; ++v) err = code(update_elem(*m, &k, &v, BPF_EXIST));
+        for (; v < 10000 && err == 0; ++v) err = code(update_elem(*m, &k, &v, BPF_EXIST));
         EXPECT_EQ(err, ENOMEM);
         uint32_t fresh = 100;
-        EXPECT_EQ(m->ops().update(*m, &fresh, &fresh, BPF_ANY), -ENOMEM);
+        EXPECT_EQ(m->ops().update(*m, &fresh, &v, BPF_ANY), -ENOMEM);
         auto keys = testing::walk_keys<uint32_t>(*m);
         std::sort(keys.begin(), keys.end());
         EXPECT_EQ(keys, (std::vector<uint32_t>{0, 1, 2, 3})) << "live keys were evicted for nothing";
     }
     uint32_t fresh = 100;
-    EXPECT_EQ(code(update_elem(*m, &fresh, &fresh, BPF_ANY)), 0) << "spares return after the grace period";
+    EXPECT_EQ(code(update_elem(*m, &fresh, &v, BPF_ANY)), 0) << "spares return after the grace period";
 }
 
 struct locked_value {

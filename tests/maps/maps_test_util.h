@@ -58,6 +58,17 @@ std::vector<K> walk_keys(map& m, size_t limit = 1u << 20) {
     return keys;
 }
 
+// ThreadSanitizer shadows every touched byte several times over: resident sizes mean little.
+#if defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+inline constexpr bool rss_meaningful = false;
+#else
+inline constexpr bool rss_meaningful = true;
+#endif
+#else
+inline constexpr bool rss_meaningful = true;
+#endif
+
 // Resident memory of this process, to check that a huge map costs only what it touches.
 inline size_t rss_bytes() {
     std::ifstream f("/proc/self/statm");

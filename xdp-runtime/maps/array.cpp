@@ -133,8 +133,11 @@ void copy_value_out(const map& m, void* value, const std::byte* slot, uint64_t f
     auto& word = *reinterpret_cast<std::atomic<uint32_t>*>(const_cast<std::byte*>(slot) + lock);
     if (flags & BPF_F_LOCK)
         for (uint32_t z = 0; !word.compare_exchange_weak(z, 1, std::memory_order_acquire); z = 0) __builtin_ia32_pause();
-    std::memcpy(v, slot, n);
-    std::memset(v + lock, 0, 4);  // the kernel never shows the lock word
+    // Around the lock word, never through it: other threads CAS it while this copy runs, and
+    // the kernel never shows it.
+    std::memcpy(v, slot, size_t(lock));
+    std::memset(v + lock, 0, 4);
+    std::memcpy(v + lock + 4, slot + lock + 4, n - size_t(lock) - 4);
     if (flags & BPF_F_LOCK) word.store(0, std::memory_order_release);
 }
 
