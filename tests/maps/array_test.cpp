@@ -1,6 +1,9 @@
 // ARRAY and PERCPU_ARRAY against the kernel's errnos (each case checked on the 6.18 host with
 // libbpf), the per-CPU value layout, BPF_F_LOCK, huge sparse arrays, and the generic command
 // checks (RDONLY / WRONLY / MAP_FREEZE) that every type shares.
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <thread>
 
 #include "maps_test_util.h"
@@ -240,6 +243,50 @@ TEST(MapCommands, ReadOnlyWriteOnlyAndFrozenAsTheKernel) {
     EXPECT_EQ(code(lookup_elem(*h, nullptr, &v, 0)), EFAULT);
     EXPECT_EQ(code(get_next_key(*h, nullptr, &next)), 0);
     EXPECT_EQ(h->ops().erase(*h, &k), 0) << "programs still delete";
+}
+
+TEST(MapView, ReadsWhatTheCreatorWroteThroughTheMemfdAlone) {
+    auto s = locked_array(4);
+    auto m = must_create(s);
+    uint32_t k = 2;
+    locked_value in{7, 0, 8}, out{};
+    ASSERT_EQ(code(update_elem(*m, &k, &in, BPF_ANY)), 0);
+    static_cast<locked_value*>(m->ops().lookup(*m, &k))->lock = 1;
+    auto v = view::open(m->memfd());
+    ASSERT_TRUE(v.has_value()) << v.error().message;
+    EXPECT_EQ(v->spec().type, uint32_t(BPF_MAP_TYPE_ARRAY));
+    EXPECT_EQ(v->spec().value_size, sizeof(locked_value));
+    EXPECT_EQ(v->spec().spin_lock_off, 4) << "from the header";
+    ASSERT_EQ(code(v->copy_out(&k, &out)), 0);
+    EXPECT_EQ(out.a, 7u);
+    EXPECT_EQ(out.lock, 0u);
+    EXPECT_EQ(out.b, 8u);
+    k = 4;
+    EXPECT_EQ(code(v->copy_out(&k, &out)), ENOENT);
+
+    const uint32_t ncpu = possible_cpus();
+    auto h = must_create(make_spec(BPF_MAP_TYPE_PERCPU_HASH, 8, 4, 16));
+    uint64_t key = 1ull << 40;
+    std::vector<uint64_t> vals(ncpu), got(ncpu);
+    for (uint32_t c = 0; c < ncpu; ++c) vals[c] = 10 + c;
+    ASSERT_EQ(code(update_elem(*h, &key, vals.data(), BPF_ANY)), 0);
+    auto hv = view::open(h->memfd());
+    ASSERT_TRUE(hv.has_value());
+    ASSERT_EQ(code(hv->copy_out(&key, got.data())), 0);
+    EXPECT_EQ(got, vals);
+    key = 5;
+    EXPECT_EQ(code(hv->copy_out(&key, got.data())), ENOENT);
+
+    auto q = must_create(make_spec(BPF_MAP_TYPE_QUEUE, 0, 4, 4));
+    auto qv = view::open(q->memfd());
+    ASSERT_TRUE(qv.has_value());
+    EXPECT_EQ(code(qv->copy_out(nullptr, &k)), EOPNOTSUPP) << "no lock-free reader";
+    EXPECT_EQ(code(view::open(-1)), EBADF);
+    int other = memfd_create("not-a-map", MFD_CLOEXEC);
+    ASSERT_GE(other, 0);
+    ASSERT_EQ(ftruncate(other, 8192), 0);
+    EXPECT_EQ(code(view::open(other)), EINVAL);
+    close(other);
 }
 
 }  // namespace
