@@ -131,6 +131,7 @@ static result<maps::held_object> resolve_value(server::impl& s, const maps::map&
 }
 
 long server::impl::map_elem(int cmd, union bpf_attr& a, const client_memory& mem) {
+    // map_lookup_elem and map_lookup_and_delete_elem check flags before the fd.
     if ((cmd == BPF_MAP_LOOKUP_ELEM || cmd == BPF_MAP_LOOKUP_AND_DELETE_ELEM) && (a.flags & ~uint64_t(BPF_F_LOCK)))
         return refuse(EINVAL, "flags {:#x}", uint64_t(a.flags));
     auto o = from_fd(int(a.map_fd), obj_kind::map);
@@ -138,88 +139,55 @@ long server::impl::map_elem(int cmd, union bpf_attr& a, const client_memory& mem
     maps::map& m = *(*o)->map;
     const maps::spec& s = m.spec();
     auto ctx = [&](error e) { return refuse(with_context(std::move(e), fmt::format("map '{}'", s.name))); };
-    bool writes = cmd == BPF_MAP_UPDATE_ELEM || cmd == BPF_MAP_DELETE_ELEM || cmd == BPF_MAP_LOOKUP_AND_DELETE_ELEM;
-    bool reads = cmd != BPF_MAP_UPDATE_ELEM && cmd != BPF_MAP_DELETE_ELEM;
-    if ((writes && ((s.flags & BPF_F_RDONLY) || (*o)->frozen)) || (reads && (s.flags & BPF_F_WRONLY)))
-        return ctx(error{EPERM, (*o)->frozen ? "frozen" : "access mode"});
-    bool queue = s.type == BPF_MAP_TYPE_QUEUE || s.type == BPF_MAP_TYPE_STACK;
-    if (cmd == BPF_MAP_LOOKUP_AND_DELETE_ELEM && a.flags && queue) return ctx(error{EINVAL, "flags on a queue"});
-    if ((a.flags & BPF_F_LOCK) && cmd != BPF_MAP_DELETE_ELEM && cmd != BPF_MAP_GET_NEXT_KEY && s.spin_lock_off < 0)
-        return ctx(error{EINVAL, "BPF_F_LOCK on a value without a bpf_spin_lock"});
 
-    // __bpf_copy_key: key_size 0 maps take no key.
+    // __bpf_copy_key: keyless types must get a null key (maps:: refuses a non-null one before
+    // reading it), GET_NEXT_KEY takes a null key as "the first".
     std::vector<uint8_t> key;
-    bool have_key = true;
-    if (s.key_size) {
-        if (cmd == BPF_MAP_GET_NEXT_KEY && !a.key) have_key = false;
-        else {
-            auto k = mem.read_vec(a.key, s.key_size);
-            if (!k) return ctx(k.error());
-            key = std::move(*k);
-        }
-    } else if (a.key) {
-        return ctx(error{EINVAL, "this map type takes no key"});
-    } else {
-        have_key = false;
+    const void* kp = nullptr;
+    static const uint8_t keyless_marker = 0;
+    if (s.key_size == 0) {
+        if (a.key) kp = &keyless_marker;
+    } else if (a.key || cmd != BPF_MAP_GET_NEXT_KEY) {
+        auto k = mem.read_vec(a.key, s.key_size);
+        if (!k) return ctx(k.error());
+        key = std::move(*k);
+        kp = key.data();
     }
-    const void* kp = have_key ? key.data() : nullptr;
     size_t vsize = m.user_value_size();
     std::vector<uint8_t> value(vsize);
 
     switch (cmd) {
     case BPF_MAP_LOOKUP_ELEM: {
-        if (s.type == BPF_MAP_TYPE_BLOOM_FILTER) {
+        bool tests_value = s.type == BPF_MAP_TYPE_BLOOM_FILTER;  // the value is the question
+        if (tests_value)
             if (auto ok = mem.read(a.value, value.data(), vsize); !ok) return ctx(ok.error());
-            long r = m.ops().peek ? m.ops().peek(m, value.data()) : -maps_enotsupp;
-            if (r < 0) return ctx(error{int(-r), "peek"});
-            return 0;
-        }
-        if (queue) {
-            long r = m.ops().peek(m, value.data());
-            if (r < 0) return ctx(error{int(-r), "peek"});
-        } else {
-            if (!m.ops().copy_out) return ctx(error{maps_enotsupp, "lookup is not supported"});
-            if (auto ok = m.ops().copy_out(m, kp, value.data(), a.flags); !ok) return ctx(ok.error());
-        }
-        if (auto ok = mem.write(a.value, value.data(), vsize); !ok) return ctx(ok.error());
+        if (auto ok = maps::lookup_elem(m, kp, value.data(), a.flags); !ok) return ctx(ok.error());
+        if (!tests_value)
+            if (auto ok = mem.write(a.value, value.data(), vsize); !ok) return ctx(ok.error());
         return 0;
     }
     case BPF_MAP_UPDATE_ELEM: {
         if (auto ok = mem.read(a.value, value.data(), vsize); !ok) return ctx(ok.error());
-        if (queue || s.type == BPF_MAP_TYPE_BLOOM_FILTER) {
-            long r = m.ops().push ? m.ops().push(m, value.data(), a.flags) : -maps_enotsupp;
-            if (r < 0) return ctx(error{int(-r), "push"});
-            return 0;
-        }
         if (maps::holds_fds(s.type)) {
             auto h = resolve_value(*this, m, value.data());
             if (!h) return ctx(h.error());
-            if (auto ok = m.ops().store_object(m, kp, std::move(*h), a.flags); !ok) return ctx(ok.error());
+            if (auto ok = maps::update_object(m, kp, std::move(*h), a.flags); !ok) return ctx(ok.error());
             return 0;
         }
-        if (!m.ops().store) return ctx(error{EINVAL, "update is not supported"});
-        if (auto ok = m.ops().store(m, kp, value.data(), a.flags); !ok) return ctx(ok.error());
+        if (auto ok = maps::update_elem(m, kp, value.data(), a.flags); !ok) return ctx(ok.error());
         return 0;
     }
     case BPF_MAP_DELETE_ELEM:
-        if (!m.ops().remove) return ctx(error{EINVAL, "delete is not supported"});
-        if (auto ok = m.ops().remove(m, kp); !ok) return ctx(ok.error());
+        if (auto ok = maps::delete_elem(m, kp); !ok) return ctx(ok.error());
         return 0;
     case BPF_MAP_GET_NEXT_KEY: {
-        if (!m.ops().next_key) return ctx(error{maps_enotsupp, "get_next_key is not supported"});
         std::vector<uint8_t> next(s.key_size);
-        if (auto ok = m.ops().next_key(m, kp, next.data()); !ok) return ctx(ok.error());
+        if (auto ok = maps::get_next_key(m, kp, next.data()); !ok) return ctx(ok.error());
         if (auto ok = mem.write(a.next_key, next.data(), next.size()); !ok) return ctx(ok.error());
         return 0;
     }
     case BPF_MAP_LOOKUP_AND_DELETE_ELEM: {
-        if (queue) {
-            long r = m.ops().pop(m, value.data());
-            if (r < 0) return ctx(error{int(-r), "pop"});
-        } else {
-            if (!m.ops().lookup_and_delete) return ctx(error{maps_enotsupp, "lookup_and_delete is not supported"});
-            if (auto ok = m.ops().lookup_and_delete(m, kp, value.data(), a.flags); !ok) return ctx(ok.error());
-        }
+        if (auto ok = maps::lookup_and_delete_elem(m, kp, value.data(), a.flags); !ok) return ctx(ok.error());
         if (auto ok = mem.write(a.value, value.data(), vsize); !ok) return ctx(ok.error());
         return 0;
     }
@@ -231,11 +199,8 @@ long server::impl::map_elem(int cmd, union bpf_attr& a, const client_memory& mem
 long server::impl::map_freeze(union bpf_attr& a) {
     auto o = from_fd(int(a.map_fd), obj_kind::map);
     if (!o) return refuse(o.error());
-    const maps::spec& s = (*o)->map->spec();
-    if (s.type == BPF_MAP_TYPE_STRUCT_OPS) return refuse(maps_enotsupp, "struct_ops");
-    // A frozen map's fds lost write access (map_get_sys_perms): EPERM comes before EBUSY.
-    if ((*o)->frozen || (s.flags & BPF_F_RDONLY)) return refuse(EPERM, "map '{}' is read-only or frozen", s.name);
-    (*o)->frozen = true;
+    if (auto ok = maps::freeze(*(*o)->map); !ok)
+        return refuse(with_context(ok.error(), fmt::format("map '{}'", (*o)->name)));
     return 0;
 }
 
@@ -258,7 +223,6 @@ long server::impl::map_batch(int cmd, union bpf_attr& a, uint64_t attr_addr, con
         return r;
     };
     if (cmd == BPF_MAP_UPDATE_BATCH || cmd == BPF_MAP_DELETE_BATCH) {
-        if ((s.flags & BPF_F_RDONLY) || (*o)->frozen) return ctx(error{EPERM, "read-only"});
         auto keys = mem.read_vec(a.batch.keys, ks * max);
         if (!keys) return report(ctx(keys.error()));
         std::vector<uint8_t> values;
@@ -271,13 +235,12 @@ long server::impl::map_batch(int cmd, union bpf_attr& a, uint64_t attr_addr, con
             const uint8_t* k = keys->data() + ks * done;
             result<void> ok;
             if (cmd == BPF_MAP_DELETE_BATCH) {
-                ok = m.ops().remove ? m.ops().remove(m, k) : fail(EINVAL, "delete is not supported");
+                ok = maps::delete_elem(m, k);
             } else if (maps::holds_fds(s.type)) {
                 auto h = resolve_value(*this, m, values.data() + vs * done);
-                ok = h ? m.ops().store_object(m, k, std::move(*h), a.batch.elem_flags) : tl::unexpected(h.error());
+                ok = h ? maps::update_object(m, k, std::move(*h), a.batch.elem_flags) : tl::unexpected(h.error());
             } else {
-                ok = m.ops().store ? m.ops().store(m, k, values.data() + vs * done, a.batch.elem_flags)
-                                   : fail(EINVAL, "update is not supported");
+                ok = maps::update_elem(m, k, values.data() + vs * done, a.batch.elem_flags);
             }
             if (!ok) return report(ctx(ok.error()));
         }
@@ -286,7 +249,9 @@ long server::impl::map_batch(int cmd, union bpf_attr& a, uint64_t attr_addr, con
     // Lookups walk keys from the cursor.
     if (!m.ops().next_key || !m.ops().copy_out) return ctx(error{EINVAL, "batch lookup is not supported"});
     bool del = cmd == BPF_MAP_LOOKUP_AND_DELETE_BATCH;
-    if (del && ((s.flags & BPF_F_RDONLY) || (*o)->frozen)) return ctx(error{EPERM, "read-only"});
+    if (s.flags & BPF_F_WRONLY) return ctx(error{EPERM, "write-only"});
+    bool writable = !(s.flags & BPF_F_RDONLY) && !m.header().frozen.load(std::memory_order_acquire);
+    if (del && !writable) return ctx(error{EPERM, "read-only or frozen"});
     if (max == 0) return ctx(error{EINVAL, "count 0"});
     std::vector<uint8_t> cursor(ks);
     bool from_start = a.batch.in_batch == 0;

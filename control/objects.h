@@ -77,7 +77,6 @@ struct object {
     uint32_t btf_key_type_id = 0, btf_value_type_id = 0, map_ifindex = 0;
     object_ref map_btf;
     object_ref inner_template;
-    bool frozen = false;
     ~object();
 };
 

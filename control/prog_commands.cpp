@@ -98,7 +98,7 @@ result<int> shadow_map(const object& o, kernel_fds& fds, std::map<const object*,
             u.value = reinterpret_cast<uint64_t>(v.data());
             kernel_bpf(BPF_MAP_UPDATE_ELEM, &u, sizeof u);
         }
-        if (o.frozen) {
+        if (o.map->header().frozen.load(std::memory_order_acquire)) {
             union bpf_attr f;
             std::memset(&f, 0, sizeof f);
             f.map_fd = uint32_t(kfd);

@@ -30,7 +30,7 @@ result<void> check_array(const spec& s) {
         return fail(EINVAL, "{}: MMAPABLE and INNER_MAP are for ARRAY only", type_name(s.type));
     if (s.type != BPF_MAP_TYPE_PERF_EVENT_ARRAY && (s.flags & BPF_F_PRESERVE_ELEMS))
         return fail(EINVAL, "{}: PRESERVE_ELEMS is for PERF_EVENT_ARRAY only", type_name(s.type));
-    if (s.value_size > kmalloc_max_size) return fail(E2BIG, "array: value_size {} too large", s.value_size);
+    if (s.value_size > uint32_t(INT32_MAX)) return fail(E2BIG, "array: value_size {} too large", s.value_size);
     if (percpu && round8(s.value_size) > pcpu_min_unit_size)
         return fail(E2BIG, "percpu_array: value_size {} above {}", s.value_size, pcpu_min_unit_size);
     return {};
@@ -76,6 +76,8 @@ result<void> array_copy_out(map& m, const void* key, void* value, uint64_t flags
 }
 
 result<void> array_store(map& m, const void* key, const void* value, uint64_t flags) {
+    // array_map_update_elem / bpf_percpu_array_update: per-CPU values take no BPF_F_LOCK.
+    if (is_percpu(m.type()) ? flags > BPF_EXIST : !update_flags_ok(flags)) return fail(EINVAL, "update flags {:#x}", flags);
     uint32_t i = index_of(key);
     if (i >= m.spec().max_entries) return fail(E2BIG, "index {} beyond max_entries {}", i, m.spec().max_entries);
     if ((flags & ~uint64_t(BPF_F_LOCK)) == BPF_NOEXIST) return fail(EEXIST, "array elements always exist");
@@ -115,6 +117,11 @@ void copy_value_in(const map& m, std::byte* slot, const void* value, uint64_t fl
     if (flags & BPF_F_LOCK) word.store(0, std::memory_order_release);
 }
 
+void init_value(const map& m, std::byte* slot, const void* value) {
+    std::memcpy(slot, value, m.spec().value_size);
+    if (m.spec().spin_lock_off >= 0) std::memset(slot + m.spec().spin_lock_off, 0, 4);
+}
+
 void copy_value_out(const map& m, void* value, const std::byte* slot, uint64_t flags) {
     int32_t lock = m.spec().spin_lock_off;
     auto* v = static_cast<std::byte*>(value);
@@ -126,8 +133,11 @@ void copy_value_out(const map& m, void* value, const std::byte* slot, uint64_t f
     auto& word = *reinterpret_cast<std::atomic<uint32_t>*>(const_cast<std::byte*>(slot) + lock);
     if (flags & BPF_F_LOCK)
         for (uint32_t z = 0; !word.compare_exchange_weak(z, 1, std::memory_order_acquire); z = 0) __builtin_ia32_pause();
-    std::memcpy(v, slot, n);
-    std::memset(v + lock, 0, 4);  // the kernel never shows the lock word
+    // Around the lock word, never through it: other threads CAS it while this copy runs, and
+    // the kernel never shows it.
+    std::memcpy(v, slot, size_t(lock));
+    std::memset(v + lock, 0, 4);
+    std::memcpy(v + lock + 4, slot + lock + 4, n - size_t(lock) - 4);
     if (flags & BPF_F_LOCK) word.store(0, std::memory_order_release);
 }
 

@@ -5,6 +5,7 @@
 // quiescent point, so a program that looked it up (or tail-called into it) finishes with it intact.
 #include <net/if.h>
 
+#include <fstream>
 #include <mutex>
 #include <vector>
 
@@ -18,7 +19,17 @@ result<void> array_next_key(map& m, const void* key, void* next);
 
 namespace {
 
-constexpr uint32_t nr_cpus = 8192;  // the kernel's NR_CPUS on Debian's configuration
+constexpr uint32_t cpumap_max_qsize = 16384;  // cpu_map_update_elem's sanity limit
+
+// The kernel's NR_CPUS (CPUMAP's max_entries bound): a build option, published as kernel_max + 1.
+uint32_t nr_cpus() {
+    static const uint32_t n = [] {
+        std::ifstream f("/sys/devices/system/cpu/kernel_max");
+        uint32_t highest = 0;
+        return f >> highest ? highest + 1 : 8192u;
+    }();
+    return n;
+}
 constexpr uint32_t dev_flags = BPF_F_NUMA_NODE | BPF_F_RDONLY | BPF_F_WRONLY;
 
 struct fd_slots {
@@ -59,7 +70,7 @@ result<void> check_devmap(const spec& s) {
 result<void> check_cpumap(const spec& s) {
     if (s.key_size != 4 || (s.value_size != 4 && s.value_size != 8) || s.max_entries == 0 || (s.flags & ~BPF_F_NUMA_NODE))
         return fail(EINVAL, "cpumap: key_size 4, value_size 4 or 8, max_entries non-zero");
-    if (s.max_entries > nr_cpus) return fail(E2BIG, "cpumap: max_entries {} above NR_CPUS {}", s.max_entries, nr_cpus);
+    if (s.max_entries > nr_cpus()) return fail(E2BIG, "cpumap: max_entries {} above NR_CPUS {}", s.max_entries, nr_cpus());
     return {};
 }
 
@@ -142,8 +153,10 @@ result<void> fd_array_store_object(map& m, const void* key, held_object obj, uin
     if (dev ? flags > BPF_EXIST : flags != BPF_ANY) return fail(EINVAL, "update flags {:#x}", flags);
     if (i >= m.spec().max_entries) return fail(E2BIG, "index {} beyond max_entries {}", i, m.spec().max_entries);
     if (dev && flags == BPF_NOEXIST) return fail(EEXIST, "{} elements always exist", type_name(m.type()));
-    if (m.type() == BPF_MAP_TYPE_CPUMAP && i >= possible_cpus() && obj.extra != 0)
-        return fail(ENODEV, "cpumap: cpu {} is not possible", i);
+    if (m.type() == BPF_MAP_TYPE_CPUMAP) {
+        if (obj.extra > cpumap_max_qsize) return fail(EOVERFLOW, "cpumap: qsize {} above {}", obj.extra, cpumap_max_qsize);
+        if (i >= possible_cpus()) return fail(ENODEV, "cpumap: cpu {} is not possible", i);
+    }
     writer_guard g(m.header());
     replace(m, i, std::move(obj));
     return {};
@@ -151,14 +164,13 @@ result<void> fd_array_store_object(map& m, const void* key, held_object obj, uin
 
 result<void> fd_array_remove(map& m, const void* key) {
     uint32_t i = index_of(key);
-    if (m.type() == BPF_MAP_TYPE_DEVMAP || m.type() == BPF_MAP_TYPE_CPUMAP) {
-        if (i >= m.spec().max_entries) return fail(EINVAL, "index {} beyond max_entries", i);
-    } else if (i >= m.spec().max_entries) {
-        return fail(E2BIG, "index {} beyond max_entries {}", i, m.spec().max_entries);
-    }
+    // DEVMAP, CPUMAP and XSKMAP clear a slot whether or not it was set, and answer EINVAL beyond
+    // the end; the fd arrays answer E2BIG and ENOENT.
+    bool clears = m.type() == BPF_MAP_TYPE_DEVMAP || m.type() == BPF_MAP_TYPE_CPUMAP || m.type() == BPF_MAP_TYPE_XSKMAP;
+    if (i >= m.spec().max_entries)
+        return fail(clears ? EINVAL : E2BIG, "index {} beyond max_entries {}", i, m.spec().max_entries);
     writer_guard g(m.header());
-    if (!present(m, i) && m.type() != BPF_MAP_TYPE_DEVMAP && m.type() != BPF_MAP_TYPE_CPUMAP)
-        return fail(ENOENT, "index {}: no element", i);
+    if (!clears && !present(m, i)) return fail(ENOENT, "index {}: no element", i);
     replace(m, i, {});
     return {};
 }

@@ -20,7 +20,9 @@
 // elements waiting out a grace period. LRU types evict with a CLOCK sweep over the pool when full:
 // program lookups set a reference bit (only if clear, so hot entries cost no write), the sweep
 // clears set bits and evicts the first element found clear, an approximation of least recently
-// used like the kernel's (which is per-CPU-list based and also approximate).
+// used like the kernel's (which is per-CPU-list based and also approximate). When every spare
+// element is still in a grace period (a reader stalled), an insert or replace answers ENOMEM
+// and evicts nothing: the kernel reuses elements at once, xdprt keeps returned pointers valid.
 #include <mutex>
 #include <random>
 #include <thread>
@@ -35,6 +37,7 @@ namespace {
 
 constexpr uint32_t hash_flags = BPF_F_NO_PREALLOC | BPF_F_NO_COMMON_LRU | BPF_F_NUMA_NODE | access_mask | BPF_F_ZERO_SEED;
 constexpr uint32_t no_elem = 0;  // list heads: index + 1, 0 for none
+constexpr uint32_t max_htab_entries = 1u << 27;
 
 enum elem_state : uint8_t { state_free, state_live, state_retired };
 
@@ -232,9 +235,10 @@ result<void> hash_check(const spec& s) {
         return fail(EINVAL, "{}: NUMA_NODE with per-CPU storage", type_name(s.type));
     if (s.max_entries == 0 || s.key_size == 0 || s.value_size == 0)
         return fail(EINVAL, "{}: key_size, value_size and max_entries must be non-zero", type_name(s.type));
-    if (uint64_t(s.key_size) + s.value_size >= kmalloc_max_size - 48 || s.key_size > 512 ||
-        s.value_size >= kmalloc_max_size - 512 - 48)
-        return fail(E2BIG, "{}: key or value too large", type_name(s.type));
+    // htab_map_alloc_check on 6.18: only key and value together are bounded (a kmalloc'ed
+    // element with its 48-byte header); checked against the running kernel.
+    if (uint64_t(s.key_size) + s.value_size >= kmalloc_max_size - 48)
+        return fail(E2BIG, "{}: key and value together too large", type_name(s.type));
     if (percpu && round8(s.value_size) > pcpu_min_unit_size)
         return fail(E2BIG, "{}: value_size {} above {}", type_name(s.type), s.value_size, pcpu_min_unit_size);
     if (s.type == BPF_MAP_TYPE_HASH_OF_MAPS) {
@@ -245,6 +249,12 @@ result<void> hash_check(const spec& s) {
         if (s.key_size != 4 || (s.value_size != 4 && s.value_size != 8) ||
             (s.flags & ~uint32_t(BPF_F_NUMA_NODE | BPF_F_RDONLY | BPF_F_WRONLY)))
             return fail(EINVAL, "devmap_hash: key_size 4, value_size 4 or 8");
+    }
+    if (s.type == BPF_MAP_TYPE_DEVMAP_HASH) {
+        if (s.max_entries > (1u << 31)) return fail(EINVAL, "devmap_hash: max_entries {} too large", s.max_entries);
+    } else if (s.max_entries > max_htab_entries) {
+        // htab_map_alloc: the bucket array (16-byte buckets) must stay below 4 GiB.
+        return fail(E2BIG, "{}: max_entries {} above {}", type_name(s.type), s.max_entries, max_htab_entries);
     }
     if (n_elems_for(s) >= (1ull << 31)) return fail(E2BIG, "{}: max_entries {} too large", type_name(s.type), s.max_entries);
     return {};
@@ -303,20 +313,17 @@ long upsert(table& t, const void* key, uint64_t flags, Write write, InPlace writ
         write_in_place(*old);
         return 0;
     }
-    if (!old && t.count().load(std::memory_order_relaxed) >= s.max_entries) {
-        if (!is_lru(s.type)) return -E2BIG;
-        if (!t.evict_one()) return -ENOMEM;
-    }
+    bool full = !old && t.count().load(std::memory_order_relaxed) >= s.max_entries;
+    if (full && !is_lru(s.type)) return -E2BIG;
+    // Everything spare may still be in a grace period. Evicting a live element would not help
+    // (it waits out the same grace period), so LRU maps evict only to stay within max_entries,
+    // once a spare element is in hand.
     elem* e = take(t);
-    if (!e && is_lru(s.type) && t.evict_one()) e = take(t);
-    if (!e) return -ENOMEM;  // everything spare is still in a grace period
+    if (!e) return -ENOMEM;
+    if (full) t.evict_one();  // cannot fail: the map holds max_entries live elements
     t.fill(*e, key, hash);
     write(*e);
     t.publish(*e);
-    if (old) {
-        // Re-find: an LRU eviction above may have changed the chain.
-        old = t.find_linked(key, hash, &link);
-    }
     if (old) {
         e->next.store(old->next.load(std::memory_order_relaxed), std::memory_order_relaxed);
         link->store(t.index(*e) << 1, std::memory_order_release);
@@ -354,7 +361,7 @@ long hash_update(map& m, const void* key, const void* value, uint64_t flags) noe
             std::memset(v, 0, value_bytes(m.spec()));  // other CPUs start at zero, as in the kernel
             v += size_t(this_cpu) * round8(m.spec().value_size);
         }
-        std::memcpy(v, value, m.spec().value_size);
+        init_value(m, v, value);
     };
     auto in_place = [&](elem& e) {
         copy_value_in(m, this_cpu_value(t, e), value, flags);
@@ -387,8 +394,18 @@ long hash_erase(map& m, const void* key) noexcept {
     return erase_locked(m, t, key);
 }
 
+// A value as userspace sees it: every CPU's slot, the object's id, or the value with its lock
+// word hidden (taken with BPF_F_LOCK).
+void copy_elem_out(table& t, elem& e, void* out, uint64_t flags) {
+    const spec& s = t.m.spec();
+    if (is_pcpu(s.type)) copy_percpu_out(static_cast<std::byte*>(out), t.value(e), round8(s.value_size), s.value_size);
+    else if (holds_objects(s.type)) std::memcpy(out, t.value(e), s.value_size);
+    else copy_value_out(t.m, out, t.value(e), flags);
+}
+
 // Userspace copy without the lock: retries while the element is rewritten under it.
-bool copy_stable(table& t, const void* key, void* out, uint64_t flags) {
+// Returns ENOENT, or EAGAIN for a view that cannot fall back to the lock.
+long copy_stable(table& t, const void* key, void* out, uint64_t flags) {
     uint32_t hash = t.hash(key);
     const spec& s = t.m.spec();
     for (int attempt = 0; attempt < 1000; ++attempt) {
@@ -400,28 +417,27 @@ bool copy_stable(table& t, const void* key, void* out, uint64_t flags) {
             uint32_t s1 = e.seq.load(std::memory_order_acquire);
             if (s1 & 1) { retry = true; break; }
             if (e.hash != hash || std::memcmp(t.key(e), key, s.key_size) != 0) continue;
-            if (is_pcpu(s.type)) copy_percpu_out(static_cast<std::byte*>(out), t.value(e), round8(s.value_size), s.value_size);
-            else if (holds_objects(s.type)) std::memcpy(out, t.value(e), s.value_size);
-            else copy_value_out(t.m, out, t.value(e), flags);
+            copy_elem_out(t, e, out, flags);
             std::atomic_thread_fence(std::memory_order_acquire);
             if (e.seq.load(std::memory_order_relaxed) != s1) { retry = true; break; }
-            return true;
+            return 0;
         }
-        if (!retry && t.is_end(l) && l == t.end_marker(hash)) return false;
+        if (!retry && t.is_end(l) && l == t.end_marker(hash)) return -ENOENT;
         std::this_thread::yield();
     }
     // A writer kept rewriting the chain: fall back to reading under the lock.
+    if (t.m.read_only()) return -EAGAIN;
     writer_guard g(t.h);
     elem* e = t.find(key, hash);
-    if (!e) return false;
-    if (is_pcpu(s.type)) copy_percpu_out(static_cast<std::byte*>(out), t.value(*e), round8(s.value_size), s.value_size);
-    else std::memcpy(out, t.value(*e), s.value_size);
-    return true;
+    if (!e) return -ENOENT;
+    copy_elem_out(t, *e, out, flags);
+    return 0;
 }
 
 result<void> hash_copy_out(map& m, const void* key, void* value, uint64_t flags) {
     table t(m);
-    if (!copy_stable(t, key, value, flags)) return fail(ENOENT, "no such key");
+    if (long r = copy_stable(t, key, value, flags); r == -ENOENT) return fail(ENOENT, "no such key");
+    else if (r < 0) return fail(int(-r), "the key's chain kept changing");
     return {};
 }
 
@@ -432,7 +448,7 @@ result<void> hash_store(map& m, const void* key, const void* value, uint64_t fla
     writer_guard g(t.h);
     auto write = [&](elem& e) {
         if (is_pcpu(m.type())) copy_percpu_in(t.value(e), static_cast<const std::byte*>(value), round8(m.spec().value_size), m.spec().value_size);
-        else std::memcpy(t.value(e), value, m.spec().value_size);
+        else init_value(m, t.value(e), value);
     };
     auto in_place = [&](elem& e) {
         if (is_pcpu(m.type())) copy_percpu_in(t.value(e), static_cast<const std::byte*>(value), round8(m.spec().value_size), m.spec().value_size);
@@ -444,6 +460,8 @@ result<void> hash_store(map& m, const void* key, const void* value, uint64_t fla
 
 result<void> hash_store_object(map& m, const void* key, held_object obj, uint64_t flags) {
     if (flags > BPF_EXIST) return fail(EINVAL, "update flags {:#x}", flags);
+    // __dev_map_hash_update_elem honours NOEXIST but not EXIST: a missing key is inserted.
+    if (m.type() == BPF_MAP_TYPE_DEVMAP_HASH && flags == BPF_EXIST) flags = BPF_ANY;
     table t(m);
     writer_guard g(t.h);
     elem* written = nullptr;
@@ -455,10 +473,12 @@ result<void> hash_store_object(map& m, const void* key, held_object obj, uint64_
         written = &e;
     };
     auto in_place = [](elem&) {};
-    // The replaced element's reference is released with it.
+    // The replaced element's reference goes with it, once the update has succeeded: a failed
+    // update leaves the old element, which programs still reach, holding its object.
     std::atomic<uint32_t>* link = nullptr;
-    if (elem* old = t.find_linked(key, t.hash(key), &link); old && flags != BPF_NOEXIST) release_held(m, t, *old);
+    elem* old = t.find_linked(key, t.hash(key), &link);
     if (long r = upsert(t, key, flags, write, in_place); r < 0) return fail(int(-r), "update: {}", strerror(int(-r)));
+    if (old) release_held(m, t, *old);
     auto& refs = m.local<held_refs>();
     std::lock_guard lg(refs.lock);
     refs.by_elem[t.index(*written)] = std::move(obj.ref);
@@ -507,8 +527,7 @@ result<void> hash_lookup_and_delete(map& m, const void* key, void* value, uint64
     std::atomic<uint32_t>* link = nullptr;
     elem* e = t.find_linked(key, t.hash(key), &link);
     if (!e) return fail(ENOENT, "no such key");
-    if (is_pcpu(m.type())) copy_percpu_out(static_cast<std::byte*>(value), t.value(*e), round8(m.spec().value_size), m.spec().value_size);
-    else std::memcpy(value, t.value(*e), m.spec().value_size);
+    copy_elem_out(t, *e, value, flags);
     t.unlink(*e, link);
     return {};
 }

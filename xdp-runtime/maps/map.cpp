@@ -48,7 +48,7 @@ const type_entry type_table[] = {
     {BPF_MAP_TYPE_CGROUP_ARRAY, "cgroup_array", nullptr},
     {BPF_MAP_TYPE_LRU_HASH, "lru_hash", &lru_hash_ops},
     {BPF_MAP_TYPE_LRU_PERCPU_HASH, "lru_percpu_hash", &lru_percpu_hash_ops},
-    {BPF_MAP_TYPE_LPM_TRIE, "lpm_trie", nullptr},
+    {BPF_MAP_TYPE_LPM_TRIE, "lpm_trie", &lpm_trie_ops},
     {BPF_MAP_TYPE_ARRAY_OF_MAPS, "array_of_maps", &array_of_maps_ops},
     {BPF_MAP_TYPE_HASH_OF_MAPS, "hash_of_maps", &hash_of_maps_ops},
     {BPF_MAP_TYPE_DEVMAP, "devmap", &devmap_ops},
@@ -59,15 +59,15 @@ const type_entry type_table[] = {
     {BPF_MAP_TYPE_CGROUP_STORAGE, "cgroup_storage", nullptr},
     {BPF_MAP_TYPE_REUSEPORT_SOCKARRAY, "reuseport_sockarray", nullptr},
     {BPF_MAP_TYPE_PERCPU_CGROUP_STORAGE, "percpu_cgroup_storage", nullptr},
-    {BPF_MAP_TYPE_QUEUE, "queue", nullptr},
-    {BPF_MAP_TYPE_STACK, "stack", nullptr},
+    {BPF_MAP_TYPE_QUEUE, "queue", &queue_ops},
+    {BPF_MAP_TYPE_STACK, "stack", &stack_ops},
     {BPF_MAP_TYPE_SK_STORAGE, "sk_storage", nullptr},
     {BPF_MAP_TYPE_DEVMAP_HASH, "devmap_hash", &devmap_hash_ops},
     {BPF_MAP_TYPE_STRUCT_OPS, "struct_ops", nullptr},
-    {BPF_MAP_TYPE_RINGBUF, "ringbuf", nullptr},
+    {BPF_MAP_TYPE_RINGBUF, "ringbuf", &ringbuf_ops},
     {BPF_MAP_TYPE_INODE_STORAGE, "inode_storage", nullptr},
     {BPF_MAP_TYPE_TASK_STORAGE, "task_storage", nullptr},
-    {BPF_MAP_TYPE_BLOOM_FILTER, "bloom_filter", nullptr},
+    {BPF_MAP_TYPE_BLOOM_FILTER, "bloom_filter", &bloom_filter_ops},
     {BPF_MAP_TYPE_USER_RINGBUF, "user_ringbuf", nullptr},
 };
 
@@ -165,6 +165,16 @@ result<std::unique_ptr<map>> create(const spec& s) {
     if ((s.flags & BPF_F_RDONLY) && (s.flags & BPF_F_WRONLY)) return fail(EINVAL, "map flags: both RDONLY and WRONLY");
     if ((s.flags & BPF_F_NUMA_NODE) && s.numa_node != 0) return fail(EINVAL, "numa_node {}: no such node", s.numa_node);
     if (auto ok = table->check(s); !ok) return tl::unexpected(ok.error());
+    if (s.spin_lock_off >= 0) {
+        // map_check_btf: a bpf_spin_lock only in HASH and ARRAY values (of the types xdprt has),
+        // never with program access restricted, and inside the value.
+        if (s.flags & (BPF_F_RDONLY_PROG | BPF_F_WRONLY_PROG))
+            return fail(EACCES, "a value with a bpf_spin_lock needs program read and write access");
+        if (s.type != BPF_MAP_TYPE_HASH && s.type != BPF_MAP_TYPE_ARRAY)
+            return fail(EOPNOTSUPP, "{}: values cannot hold a bpf_spin_lock", type_name(s.type));
+        if (s.spin_lock_off % 4 != 0 || uint64_t(s.spin_lock_off) + 4 > s.value_size)
+            return fail(EINVAL, "bpf_spin_lock at offset {} of a {}-byte value", s.spin_lock_off, s.value_size);
+    }
 
     size_t data = (table->data_bytes(s) + page_bytes - 1) & ~(page_bytes - 1);
     size_t total = data + page_bytes;
@@ -182,7 +192,7 @@ result<std::unique_ptr<map>> create(const spec& s) {
     m->_header = new (m->_base + data) map_header{};
     map_header& h = *m->_header;
     h.magic = map_header::magic_value;
-    h.layout_version = 1;
+    h.layout_version = map_header::layout;
     h.type = s.type;
     h.key_size = s.key_size;
     h.value_size = s.value_size;
@@ -190,6 +200,7 @@ result<std::unique_ptr<map>> create(const spec& s) {
     h.flags = s.flags;
     h.extra = s.extra;
     h.data_bytes = data;
+    h.spin_lock_off = s.spin_lock_off;
     if (auto ok = table->init(*m); !ok) return tl::unexpected(ok.error());
     {
         std::unique_lock g(registry().lock);

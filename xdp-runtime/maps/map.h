@@ -26,6 +26,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -72,6 +73,7 @@ struct ops;
 // Shared by every type: the last page of the memfd.
 struct map_header {
     static constexpr uint64_t magic_value = 0x70616d7472706478;  // "xdprtmap"
+    static constexpr uint32_t layout = 2;                         // bumped when any layout changes
     uint64_t magic;
     uint32_t layout_version;
     uint32_t type, key_size, value_size, max_entries, flags;
@@ -79,6 +81,8 @@ struct map_header {
     uint64_t data_bytes;               // offset of this header
     std::atomic<uint32_t> writer_lock;  // serializes writers, in every process
     std::atomic<uint32_t> frozen;       // MAP_FREEZE: no more writes from userspace
+    int32_t spin_lock_off;              // spec::spin_lock_off, for readers that only have the memfd
+    uint32_t unused;
     uint64_t type_state[16];            // the type's own counters and list heads
 };
 
@@ -109,6 +113,8 @@ public:
     std::byte* base() const { return _base; }
     size_t bytes() const { return _bytes; }
     map_header& header() const { return *_header; }
+    // True for a view (mapped read-only from another process's memfd): no op may write.
+    bool read_only() const { return _read_only; }
     // Size of one value as userspace passes it (per-CPU: every CPU's slot).
     size_t user_value_size() const;
     // Bytes per value slot in memory (value_size rounded up to 8 for arrays and per-CPU types).
@@ -123,6 +129,7 @@ public:
 
 private:
     friend result<std::unique_ptr<map>> create(const maps::spec&);
+    friend class view;
     map() = default;
     maps::spec _spec;
     const maps::ops* _ops = nullptr;
@@ -130,6 +137,7 @@ private:
     std::byte* _base = nullptr;
     size_t _bytes = 0;
     map_header* _header = nullptr;
+    bool _read_only = false;
     std::shared_ptr<void> _local;
 };
 
@@ -152,7 +160,10 @@ struct ops {
     long (*pop)(map& m, void* value) noexcept;
     long (*peek)(map& m, void* value) noexcept;
 
-    // Syscall side: values as userspace sees them (user_value_size()).
+    // Syscall side: values as userspace sees them (user_value_size()). The commands below run the
+    // kernel's generic checks first, so these see valid flags and a key only where the type has
+    // keys. Keyless types route as the kernel's syscall.c does: QUEUE/STACK copy_out = peek,
+    // store = push, lookup_and_delete = pop; BLOOM_FILTER copy_out tests the value it is given.
     result<void> (*copy_out)(map& m, const void* key, void* value, uint64_t flags);
     result<void> (*store)(map& m, const void* key, const void* value, uint64_t flags);
     result<void> (*remove)(map& m, const void* key);
@@ -165,6 +176,36 @@ struct ops {
 
 // Creates a map in a fresh memfd. Errors are the kernel's MAP_CREATE errnos.
 [[nodiscard]] result<std::unique_ptr<map>> create(const spec& s);
+
+// The bpf() map commands, as kernel/bpf/syscall.c runs them: its generic checks in its order
+// (flags, the map's BPF_F_RDONLY/WRONLY and MAP_FREEZE -> EPERM, BPF_F_LOCK without a lock ->
+// EINVAL, a key given to a keyless type -> EINVAL), then the type's op (missing -> the kernel's
+// errno for that command). Control thread or any thread; never from programs.
+[[nodiscard]] result<void> lookup_elem(map& m, const void* key, void* value, uint64_t flags);
+[[nodiscard]] result<void> update_elem(map& m, const void* key, const void* value, uint64_t flags);
+// UPDATE_ELEM on an fd-valued map, the fd already resolved by the server.
+[[nodiscard]] result<void> update_object(map& m, const void* key, held_object obj, uint64_t flags);
+[[nodiscard]] result<void> delete_elem(map& m, const void* key);
+[[nodiscard]] result<void> get_next_key(map& m, const void* key, void* next);
+[[nodiscard]] result<void> lookup_and_delete_elem(map& m, const void* key, void* value, uint64_t flags);
+[[nodiscard]] result<void> freeze(map& m);
+
+// A read-only window on a map another process created, through its memfd (a tracing agent or a
+// monitoring tool): the header gives the shape, values are copied out lock-free, as
+// lookup_elem does, for ARRAY, PERCPU_ARRAY and the value-holding hash types (others:
+// EOPNOTSUPP). It maps the memfd PROT_READ, so it never writes shared memory, and it needs no
+// QSBR registration (hash.cpp validates its copies by sequence counters).
+class view {
+public:
+    // Errors: EINVAL when the memfd holds no xdprt map of a known layout.
+    [[nodiscard]] static result<view> open(int memfd);
+    const maps::spec& spec() const { return _map->spec(); }
+    // EAGAIN when writers kept rewriting the key's chain for the whole retry budget.
+    [[nodiscard]] result<void> copy_out(const void* key, void* value) const;
+
+private:
+    std::unique_ptr<map> _map;
+};
 
 // The ops of a type, null when xdprt does not implement it.
 const ops* ops_for(uint32_t type);
@@ -182,6 +223,21 @@ bool next_element(map& m, uint64_t& cursor, void* scratch, void** key, void** va
 // True when [addr, addr + size) lies inside the memory of a live map of this process (the
 // interpreter's check for inner maps reached at run time). Takes a shared lock: not for the JIT path.
 bool in_map_memory(uint64_t addr, uint64_t size, bool write);
+
+// RINGBUF, program side (bpf_ringbuf_*; ringbuf.cpp). Producers may run on any number of threads
+// and processes: reserve serializes on the map's writer lock like the kernel's spinlock, submit
+// and discard publish without it. Wakeup flags are accepted and ignored: consumers poll
+// (ringbuf_query / the producer position), since a wakeup from a worker would be a syscall per
+// packet.
+void* ringbuf_reserve(map& m, uint64_t size, uint64_t flags) noexcept;  // null when full or bad
+void ringbuf_submit(void* sample, uint64_t flags) noexcept;
+void ringbuf_discard(void* sample, uint64_t flags) noexcept;
+long ringbuf_output(map& m, const void* data, uint64_t size, uint64_t flags) noexcept;  // 0, -EAGAIN, -EINVAL
+uint64_t ringbuf_query(map& m, uint64_t flag) noexcept;  // BPF_RB_AVAIL_DATA, RING_SIZE, CONS_POS, PROD_POS
+// Consumer (one at a time per ring, like libbpf's ring_buffer__consume): calls `fn` for every
+// submitted record in order, skips discarded ones, stops at the first still reserved. Returns
+// how many records it passed to `fn`.
+size_t ringbuf_consume(map& m, const std::function<void(std::span<const std::byte>)>& fn);
 
 // True for the fd-valued types (userspace passes fds as values).
 bool holds_fds(uint32_t type);

@@ -39,6 +39,9 @@ inline bool update_flags_ok(uint64_t flags) { return (flags & ~uint64_t(BPF_F_LO
 // Copies a value into or out of a slot without exposing its bpf_spin_lock word; BPF_F_LOCK takes it.
 void copy_value_in(const map& m, std::byte* slot, const void* value, uint64_t flags);
 void copy_value_out(const map& m, void* value, const std::byte* slot, uint64_t flags);
+// Fills a slot no one else sees yet: the value with its bpf_spin_lock word cleared, as the
+// kernel initializes special fields (a lock word copied from the caller could start locked).
+void init_value(const map& m, std::byte* slot, const void* value);
 
 bool array_next_element(map& m, uint64_t& cursor, void* scratch, void** key, void** value) noexcept;
 bool hash_next_element(map& m, uint64_t& cursor, void** key, void** value) noexcept;
@@ -46,5 +49,6 @@ bool hash_next_element(map& m, uint64_t& cursor, void** key, void** value) noexc
 extern const ops array_ops, percpu_array_ops;
 extern const ops prog_array_ops, array_of_maps_ops, perf_event_array_ops, devmap_ops, cpumap_ops, xskmap_ops;
 extern const ops hash_ops, percpu_hash_ops, lru_hash_ops, lru_percpu_hash_ops, hash_of_maps_ops, devmap_hash_ops;
+extern const ops queue_ops, stack_ops, bloom_filter_ops, lpm_trie_ops, ringbuf_ops;
 
 }  // namespace xdprt::maps
