@@ -1,4 +1,5 @@
 // PROG_LOAD (with `verify: kernel`), PROG_TEST_RUN, BTF_LOAD and OBJ_GET_INFO_BY_FD.
+#include <sched.h>
 #include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
@@ -367,6 +368,10 @@ long server::impl::prog_test_run(union bpf_attr& a, uint64_t attr_addr, const cl
         if (!r) return refuse(r.error());
         reader.emplace(std::move(*r));
     }
+    // The kernel runs a test on the caller's CPU: per-CPU slots and bpf_get_smp_processor_id
+    // follow the CPU this thread is on (a caller that pins itself gets the same slots as there).
+    int cpu = sched_getcpu();
+    maps::this_cpu = cpu >= 0 && uint32_t(cpu) < maps::possible_cpus() ? uint32_t(cpu) : 0;
     uint32_t repeat = std::max<uint32_t>(1, a.test.repeat);
     uint64_t retval = 0;
     uint64_t t0 = now_ns();

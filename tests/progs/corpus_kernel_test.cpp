@@ -1,0 +1,128 @@
+// The corpus on the kernel: every entry loads through libbpf, runs over the whole packet set with
+// BPF_PROG_TEST_RUN, and shows the behaviour its program promises (checks in corpus_expect.cpp).
+// Then the property the xdprt-vs-kernel comparison stands on: two fresh loads over the same packets
+// give identical return codes, output frames and map snapshots.
+// Skipped, with the reason, when not root or when BPF_PROG_TEST_RUN does not work here.
+#include <bpf/bpf.h>
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "corpus.h"
+#include "corpus_expect.h"
+#include "packets.h"
+
+namespace xdprt::corpus {
+namespace {
+
+const std::string progs_dir = XDPRT_PROGS_DIR;
+
+// Why the kernel cannot be used here, or "" (checked once per process, with a two-instruction
+// program so that a missing object file fails the tests instead of skipping them).
+const std::string& kernel_unavailable() {
+    static const std::string reason = []() -> std::string {
+        if (geteuid() != 0) return "not root: loading XDP programs and BPF_PROG_TEST_RUN need CAP_BPF/CAP_SYS_ADMIN";
+        const bpf_insn pass[] = {
+            {.code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_0, .src_reg = 0, .off = 0, .imm = XDP_PASS},
+            {.code = BPF_JMP | BPF_EXIT, .dst_reg = 0, .src_reg = 0, .off = 0, .imm = 0},
+        };
+        owned_fd prog(bpf_prog_load(BPF_PROG_TYPE_XDP, "probe", "GPL", pass, 2, nullptr));
+        if (prog.get() < 0) return std::string("cannot load an XDP program: ") + std::strerror(errno);
+        run_result r = run(prog.get(), find_packet("ipv4_udp_dns")->bytes);
+        if (r.error) return std::string("BPF_PROG_TEST_RUN for XDP fails: ") + std::strerror(r.error);
+        return "";
+    }();
+    return reason;
+}
+
+class CorpusKernel : public testing::TestWithParam<const entry*> {
+protected:
+    void SetUp() override {
+        if (!kernel_unavailable().empty()) GTEST_SKIP() << kernel_unavailable();
+        // BPF_PROG_TEST_RUN runs on the calling CPU; per-CPU map slots must land in the same place.
+        auto pinned = pin_to_cpu(0);
+        ASSERT_TRUE(pinned) << pinned.error().message;
+    }
+};
+
+TEST_P(CorpusKernel, BehavesAsDocumented) {
+    const entry& e = *GetParam();
+    auto o = run_all(e, progs_dir);
+    ASSERT_TRUE(o) << o.error().message;
+    const auto& set = packets();
+    ASSERT_EQ(o->runs.size(), set.size());
+    for (size_t i = 0; i < set.size(); i++) {
+        const run_result& r = o->runs[i];
+        if (set[i].bytes.size() < 14) {
+            // The kernel refuses frames shorter than an Ethernet header before the program runs.
+            EXPECT_EQ(r.error, EINVAL) << set[i].name;
+            continue;
+        }
+        EXPECT_EQ(r.error, 0) << set[i].name << ": " << std::strerror(r.error);
+        EXPECT_LE(r.retval, 4u) << set[i].name;
+    }
+    check_expectations(e, *o);
+}
+
+TEST_P(CorpusKernel, TwoFreshLoadsAgree) {
+    const entry& e = *GetParam();
+    auto a = run_all(e, progs_dir);
+    ASSERT_TRUE(a) << a.error().message;
+    auto b = run_all(e, progs_dir);
+    ASSERT_TRUE(b) << b.error().message;
+    const auto& set = packets();
+    for (size_t i = 0; i < set.size(); i++) EXPECT_EQ(a->runs[i], b->runs[i]) << set[i].name;
+    EXPECT_EQ(a->snap, b->snap) << diff(a->snap, b->snap);
+}
+
+std::vector<const entry*> all_entries() {
+    std::vector<const entry*> v;
+    for (const entry& e : entries()) v.push_back(&e);
+    return v;
+}
+
+INSTANTIATE_TEST_SUITE_P(Corpus, CorpusKernel, testing::ValuesIn(all_entries()),
+                         [](const testing::TestParamInfo<const entry*>& i) {
+                             std::string n;
+                             bool up = true;  // PascalCase: GoogleTest names carry no underscores
+                             for (char c : i.param->name) {
+                                 if (c == '_') {
+                                     up = true;
+                                     continue;
+                                 }
+                                 n += up ? static_cast<char>(std::toupper(static_cast<unsigned char>(c))) : c;
+                                 up = false;
+                             }
+                             return n;
+                         });
+
+TEST(CorpusPackets, SetIsLargeAndNamesAreUnique) {
+    const auto& set = packets();
+    EXPECT_GE(set.size(), 40u);
+    for (size_t i = 0; i < set.size(); i++)
+        for (size_t j = i + 1; j < set.size(); j++) EXPECT_NE(set[i].name, set[j].name);
+}
+
+TEST(CorpusPackets, ValidIpv4HeadersHaveCorrectChecksums) {
+    int checked = 0;
+    for (const packet& p : packets()) {
+        const frame_view v = inspect(p.bytes);
+        if (!v.ipv4_ok || p.name == "ipv4_bad_csum") continue;
+        EXPECT_EQ(inet_checksum(std::span(p.bytes).subspan(v.l3, v.ihl * 4)), 0) << p.name;
+        checked++;
+    }
+    EXPECT_GE(checked, 40);
+}
+
+TEST(CorpusTable, EveryEntryNamesAnObjectAndAProgram) {
+    for (const entry& e : entries()) {
+        EXPECT_FALSE(e.object.empty()) << e.name;
+        EXPECT_FALSE(e.prog.empty()) << e.name;
+        EXPECT_EQ(find_entry(e.name), &e);
+    }
+    EXPECT_GE(entries().size(), 24u);
+}
+
+}  // namespace
+}  // namespace xdprt::corpus

@@ -1,0 +1,114 @@
+// The differential test (suite progs): every corpus entry runs through real libbpf on the kernel
+// and on xdprt's bpf() server in this process, with the interpreter and with the JIT, over the
+// whole packet set. Return codes, output frames and the final contents of every map must be
+// identical. Skipped, with the reason, where the kernel cannot serve as the oracle.
+#include <bpf/bpf.h>
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "control/inprocess.h"
+#include "control/server.h"
+#include "corpus.h"
+#include "packets.h"
+
+namespace xdprt::corpus {
+namespace {
+
+const std::string progs_dir = XDPRT_PROGS_DIR;
+
+const std::string& kernel_unavailable() {
+    static const std::string reason = []() -> std::string {
+        if (geteuid() != 0) return "not root: BPF_PROG_TEST_RUN on the kernel needs CAP_BPF/CAP_SYS_ADMIN";
+        const bpf_insn pass[] = {
+            {.code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_0, .src_reg = 0, .off = 0, .imm = XDP_PASS},
+            {.code = BPF_JMP | BPF_EXIT, .dst_reg = 0, .src_reg = 0, .off = 0, .imm = 0},
+        };
+        owned_fd prog(bpf_prog_load(BPF_PROG_TYPE_XDP, "probe", "GPL", pass, 2, nullptr));
+        if (prog.get() < 0) return std::string("cannot load an XDP program: ") + std::strerror(errno);
+        return "";
+    }();
+    return reason;
+}
+
+using control::engine;
+
+struct param {
+    const entry* e;
+    engine eng;
+};
+
+class CorpusXdprt : public testing::TestWithParam<param> {
+protected:
+    void SetUp() override {
+        if (!kernel_unavailable().empty()) GTEST_SKIP() << kernel_unavailable();
+        // Both sides run on CPU 0, so per-CPU slots and bpf_get_smp_processor_id agree.
+        auto pinned = pin_to_cpu(0);
+        ASSERT_TRUE(pinned) << pinned.error().message;
+    }
+};
+
+TEST_P(CorpusXdprt, SameAsTheKernel) {
+    const entry& e = *GetParam().e;
+    auto kernel = run_all(e, progs_dir);
+    ASSERT_TRUE(kernel) << "kernel: " << kernel.error().message;
+
+    control::server_options opts;
+    opts.default_engine = GetParam().eng;
+    auto s = control::server::create(opts);
+    ASSERT_TRUE(s) << s.error().message;
+    result<outcome> ours = [&] {
+        control::inprocess::scoped_route route(s->get());
+        return run_all(e, progs_dir);
+    }();
+    ASSERT_TRUE(ours) << "xdprt: " << ours.error().message << " (server: " << (*s)->last_error() << ")";
+
+    const auto& set = packets();
+    ASSERT_EQ(ours->runs.size(), kernel->runs.size());
+    size_t different = 0;
+    for (size_t i = 0; i < set.size(); i++) {
+        const run_result& k = kernel->runs[i];
+        const run_result& x = ours->runs[i];
+        if (x == k) continue;
+        if (++different > 5) continue;  // the first few are enough to see what differs
+        ADD_FAILURE() << set[i].name << ": kernel error " << k.error << " retval " << k.retval << " "
+                      << k.output.size() << " bytes; xdprt error " << x.error << " retval " << x.retval << " "
+                      << x.output.size() << " bytes"
+                      << (k.output.size() == x.output.size() ? " (same length, different bytes)" : "");
+    }
+    EXPECT_EQ(different, 0u) << "packets with a different outcome";
+    EXPECT_EQ(ours->snap, kernel->snap) << diff(kernel->snap, ours->snap);
+    // Every object of the run was released when libbpf closed it.
+    auto left = (*s)->count();
+    EXPECT_EQ(left.maps + left.progs + left.btfs + left.links, 0u)
+        << left.maps << " maps, " << left.progs << " progs, " << left.btfs << " btfs left";
+}
+
+std::vector<param> all_params() {
+    std::vector<param> v;
+    for (const entry& e : entries()) {
+        v.push_back({&e, engine::interpreter});
+        v.push_back({&e, engine::jit});
+    }
+    return v;
+}
+
+std::string test_name(const testing::TestParamInfo<param>& i) {
+    std::string n;
+    bool up = true;
+    for (char c : i.param.e->name) {
+        if (c == '_') {
+            up = true;
+            continue;
+        }
+        n += up ? static_cast<char>(std::toupper(static_cast<unsigned char>(c))) : c;
+        up = false;
+    }
+    return n + (i.param.eng == engine::jit ? "Jit" : "Interpreter");
+}
+
+INSTANTIATE_TEST_SUITE_P(Corpus, CorpusXdprt, testing::ValuesIn(all_params()), test_name);
+
+}  // namespace
+}  // namespace xdprt::corpus
