@@ -1,6 +1,7 @@
 #include "control/inprocess.h"
 
 #include <dlfcn.h>
+#include <sys/epoll.h>
 #include <sys/syscall.h>
 
 #include <atomic>
@@ -8,6 +9,7 @@
 #include <cstdarg>
 #include <cstdint>
 
+#include "control/ring_wakeup.h"
 #include "control/server.h"
 
 namespace xdprt::control::inprocess {
@@ -39,4 +41,18 @@ extern "C" long syscall(long number, ...) {
     using syscall_fn = long (*)(long, ...);
     static const auto real = reinterpret_cast<syscall_fn>(dlsym(RTLD_NEXT, "syscall"));
     return real(number, a[0], a[1], a[2], a[3], a[4], a[5]);
+}
+
+// libbpf's ring_buffer__add registers the ringbuf map fd with epoll; an xdprt ring registers the
+// eventfd ring_wakeup keeps for it (control/ring_wakeup.h).
+extern "C" int epoll_ctl(int epfd, int op, int fd, struct epoll_event* event) {
+    using epoll_ctl_fn = int (*)(int, int, int, struct epoll_event*);
+    static const auto real = reinterpret_cast<epoll_ctl_fn>(dlsym(RTLD_NEXT, "epoll_ctl"));
+    int target = fd;
+    if (op == EPOLL_CTL_DEL) {
+        if (int e = xdprt::control::ring_wakeup::registered(fd); e >= 0) target = e;
+    } else if (int e = xdprt::control::ring_wakeup::substitute(fd); e >= 0) {
+        target = e;
+    }
+    return real(epfd, op, target, event);
 }

@@ -47,7 +47,7 @@ long server::impl::map_create(union bpf_attr& a, const client_memory&) {
         inner = *in;
         s.inner = inner->map.get();
     }
-    auto m = maps::create(s);
+    auto m = maps::create(s, store_fd);
     if (!m) return refuse(with_context(m.error(), fmt::format("map '{}'", *name)));
     int handle = (*m)->memfd();
     auto o = add(obj_kind::map, *name, handle);
@@ -90,6 +90,7 @@ static result<maps::held_object> resolve_value(server::impl& s, const maps::map&
     case BPF_MAP_TYPE_ARRAY_OF_MAPS: case BPF_MAP_TYPE_HASH_OF_MAPS: {
         auto in = s.from_fd(int(fd), obj_kind::map);
         if (!in) return tl::unexpected(in.error());
+        if (!m.spec().inner) return fail(EINVAL, "map '{}' was reopened after a restart: its inner-map template is gone", m.spec().name);
         if (auto ok = matches_template(*(*in)->map, *m.spec().inner); !ok) return tl::unexpected(ok.error());
         h.ptr = (*in)->map.get();
         h.id = (*in)->id;
@@ -139,6 +140,7 @@ long server::impl::map_elem(int cmd, union bpf_attr& a, const client_memory& mem
     maps::map& m = *(*o)->map;
     const maps::spec& s = m.spec();
     auto ctx = [&](error e) { return refuse(with_context(std::move(e), fmt::format("map '{}'", s.name))); };
+    if (maps::holds_fds(s.type)) dirty = true;  // an entry's object may have lost its last reference
 
     // __bpf_copy_key: keyless types must get a null key (maps:: refuses a non-null one before
     // reading it), GET_NEXT_KEY takes a null key as "the first".
@@ -212,6 +214,7 @@ long server::impl::map_batch(int cmd, union bpf_attr& a, uint64_t attr_addr, con
     maps::map& m = *(*o)->map;
     const maps::spec& s = m.spec();
     auto ctx = [&](error e) { return refuse(with_context(std::move(e), fmt::format("map '{}'", s.name))); };
+    if (maps::holds_fds(s.type)) dirty = true;
     if (a.batch.elem_flags & ~uint64_t(BPF_F_LOCK)) return ctx(error{EINVAL, "elem_flags"});
     if (a.batch.flags) return ctx(error{EINVAL, "flags"});
     if ((a.batch.elem_flags & BPF_F_LOCK) && s.spin_lock_off < 0) return ctx(error{EINVAL, "BPF_F_LOCK without a bpf_spin_lock"});

@@ -66,8 +66,12 @@ struct link_state {
 struct object {
     obj_kind kind;
     uint32_t id = 0;
-    int handle = -1;  // the server's fd of the object (a map's memfd, else an empty memfd)
+    int handle = -1;  // the server's fd of the object's file (a map's memory, else empty)
     ino_t inode = 0;
+    int watch = -1;              // inotify watch of the file
+    uint32_t client_files = 0;   // open file descriptions handed to clients and not yet closed
+    bool user_cleared = false;   // a PROG_ARRAY emptied when its last user reference went
+    bool pinned() const;         // linked into the pin root
     std::string name;
     std::unique_ptr<maps::map> map;
     std::unique_ptr<loaded_prog> prog;
@@ -107,8 +111,13 @@ namespace xdprt::control {
 
 struct server::impl {
     server_options opts;
+    int store_fd = -1;   // pin_root, where object files are created
+    int notify = -1;     // inotify: client files closing
     mutable std::mutex lock;  // one command at a time
     std::map<ino_t, object_ref> by_inode;
+    std::map<int, ino_t> by_watch;  // inotify watch -> object
+    bool dirty = false;              // a reference may have gone: reap() walks the table
+    bool overflow_reported = false;
     std::map<uint32_t, object_ref> by_id[4];  // per obj_kind
     uint32_t next_id[4] = {1, 1, 1, 1};
     std::string last_error;
@@ -116,7 +125,13 @@ struct server::impl {
     // Objects.
     [[nodiscard]] result<object_ref> add(obj_kind kind, std::string name, int handle_fd);
     [[nodiscard]] result<object_ref> from_fd(int fd, obj_kind kind) const;
+    [[nodiscard]] result<object_ref> from_any_fd(int fd) const;
     [[nodiscard]] long new_fd(const object_ref& o);  // a fresh O_CLOEXEC fd of the object for the caller
+    [[nodiscard]] result<int> new_file(const char* what);  // an unnamed file in the store, for a handle
+    void reap();
+    ~impl();
+    // A client's pin path, resolved: the file under pin_root, or EPERM outside the bpffs.
+    [[nodiscard]] result<std::filesystem::path> pin_path(const union bpf_attr& a, const client_memory& mem) const;
 
     // Commands (attr already copied and checked for its tail).
     long dispatch(int cmd, union bpf_attr& a, uint64_t attr_addr, uint32_t size, const client_memory& mem);

@@ -126,9 +126,9 @@ long server::impl::btf_load(union bpf_attr& a, const client_memory& mem) {
         log.flush(mem);
         return refuse(b.error());
     }
-    int handle = memfd_create("xdprt-btf", MFD_CLOEXEC);
-    if (handle < 0) return refuse(errno, "memfd_create: {}", strerror(errno));
-    auto o = add(obj_kind::btf, "", handle);
+    auto handle = new_file("btf");
+    if (!handle) return refuse(handle.error());
+    auto o = add(obj_kind::btf, "", *handle);
     if (!o) return refuse(o.error());
     (*o)->btf = std::make_unique<btf>(std::move(*b));
     return new_fd(*o);
@@ -310,9 +310,9 @@ long server::impl::prog_load(union bpf_attr& a, const client_memory& mem) {
     std::memcpy(p->tag.data(), &h, 8);
 
     log.flush(mem);
-    int handle = memfd_create(("xdprt-prog:" + *name).c_str(), MFD_CLOEXEC);
-    if (handle < 0) return refuse(errno, "memfd_create: {}", strerror(errno));
-    auto o = add(obj_kind::prog, *name, handle);
+    auto handle = new_file("prog");
+    if (!handle) return refuse(handle.error());
+    auto o = add(obj_kind::prog, *name, *handle);
     if (!o) return refuse(o.error());
     (*o)->prog = std::move(p);
     return new_fd(*o);

@@ -2,8 +2,12 @@
 // info, pins.
 #include <dirent.h>
 #include <fcntl.h>
+#include <linux/magic.h>
+#include <sys/inotify.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -60,6 +64,17 @@ const command commands[] = {
     {BPF_ENABLE_STATS, "BPF_ENABLE_STATS", XDPRT_END_OF(enable_stats.type)},
     {BPF_PROG_BIND_MAP, "BPF_PROG_BIND_MAP", XDPRT_END_OF(prog_bind_map.flags)},
 };
+
+bool is_element_command(int cmd) {
+    switch (cmd) {
+    case BPF_MAP_LOOKUP_ELEM: case BPF_MAP_UPDATE_ELEM: case BPF_MAP_DELETE_ELEM: case BPF_MAP_GET_NEXT_KEY:
+    case BPF_MAP_LOOKUP_AND_DELETE_ELEM: case BPF_MAP_LOOKUP_BATCH: case BPF_MAP_LOOKUP_AND_DELETE_BATCH:
+    case BPF_MAP_UPDATE_BATCH: case BPF_MAP_DELETE_BATCH:
+        return true;
+    default:
+        return false;
+    }
+}
 
 const command* find_command(int cmd) {
     for (const command& c : commands)
@@ -136,38 +151,151 @@ result<std::string> object_name(const char (&raw)[BPF_OBJ_NAME_LEN]) {
 }
 
 object::~object() {
-    if (handle >= 0 && !map) close(handle);  // a map's handle is its memfd, closed by the map
+    if (handle >= 0 && !map) close(handle);  // a map's handle is its memory's file, closed by the map
+}
+
+bool object::pinned() const {
+    struct stat st;
+    return fstat(handle, &st) == 0 && st.st_nlink > 0;
+}
+
+namespace {
+std::string self_fd_path(int fd) { return fmt::format("/proc/self/fd/{}", fd); }
+}  // namespace
+
+result<int> server::impl::new_file(const char* what) {
+    int fd = openat(store_fd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    if (fd < 0) return fail(errno, "{}: no file in {}: {}", what, opts.pin_root.string(), strerror(errno));
+    return fd;
 }
 
 result<object_ref> server::impl::add(obj_kind kind, std::string name, int handle_fd) {
+    // Takes the handle: on failure it is closed here (a map's belongs to its map).
+    auto drop = [&] { if (kind != obj_kind::map) close(handle_fd); };
     struct stat st;
-    if (fstat(handle_fd, &st) != 0) return fail(errno, "fstat: {}", strerror(errno));
+    if (fstat(handle_fd, &st) != 0) return drop(), fail(errno, "fstat: {}", strerror(errno));
     auto o = std::make_shared<object>();
     o->kind = kind;
     o->handle = handle_fd;
     o->inode = st.st_ino;
     o->name = std::move(name);
+    o->watch = inotify_add_watch(notify, self_fd_path(handle_fd).c_str(), IN_CLOSE_WRITE | IN_CLOSE_NOWRITE | IN_ATTRIB);
+    if (o->watch < 0)
+        return o->handle = -1, drop(), fail(errno == ENOSPC ? ENOMEM : errno, "inotify watch of a new object: {} (see fs.inotify.max_user_watches)",
+                    strerror(errno));
     uint32_t& next = next_id[int(kind)];
     o->id = next++;
     by_inode[o->inode] = o;
     by_id[int(kind)][o->id] = o;
+    by_watch[o->watch] = o->inode;
     return o;
 }
 
 result<object_ref> server::impl::from_fd(int fd, obj_kind kind) const {
     const char* what[] = {"map", "prog", "btf", "link"};
+    auto o = from_any_fd(fd);
+    if (!o) return o;
+    if ((*o)->kind != kind) return fail(EINVAL, "fd {} is not a {}", fd, what[int(kind)]);
+    return o;
+}
+
+result<object_ref> server::impl::from_any_fd(int fd) const {
     struct stat st;
     if (fd < 0 || fstat(fd, &st) != 0) return fail(EBADF, "fd {} is not open", fd);
     auto it = by_inode.find(st.st_ino);
     if (it == by_inode.end()) return fail(EINVAL, "fd {} is not a bpf object of xdprt", fd);
-    if (it->second->kind != kind) return fail(EINVAL, "fd {} is not a {}", fd, what[int(kind)]);
     return it->second;
 }
 
+// A new open file description of the object's file: its closing is an event of its own.
 long server::impl::new_fd(const object_ref& o) {
-    int fd = fcntl(o->handle, F_DUPFD_CLOEXEC, 0);
-    if (fd < 0) return refuse(errno, "dup: {}", strerror(errno));
+    int fd = open(self_fd_path(o->handle).c_str(), O_RDWR | O_CLOEXEC);
+    if (fd < 0) return refuse(errno, "reopening object {}: {}", o->id, strerror(errno));
+    ++o->client_files;
+    o->user_cleared = false;
     return fd;
+}
+
+// ---- release -------------------------------------------------------------------------------
+
+namespace {
+
+// What the kernel does when a PROG_ARRAY loses its last user reference (fd or pin): empty it,
+// which breaks the cycles programs and their tail-call tables make.
+void clear_entries(maps::map& m) {
+    if (m.type() == BPF_MAP_TYPE_HASH_OF_MAPS || m.type() == BPF_MAP_TYPE_DEVMAP_HASH) {
+        std::vector<uint8_t> key(m.spec().key_size);
+        while (m.ops().next_key(m, nullptr, key.data())) (void)m.ops().remove(m, key.data());
+        return;
+    }
+    for (uint32_t k = 0; k < m.spec().max_entries; ++k) (void)m.ops().remove(m, &k);
+}
+
+}  // namespace
+
+void server::impl::reap() {
+    alignas(inotify_event) char buf[4096];
+    for (;;) {
+        ssize_t n = read(notify, buf, sizeof buf);
+        if (n <= 0) break;
+        for (ssize_t at = 0; at < n;) {
+            const auto* ev = reinterpret_cast<const inotify_event*>(buf + at);
+            at += ssize_t(sizeof *ev + ev->len);
+            if (ev->mask & IN_Q_OVERFLOW) {
+                // Lost closes: the objects concerned stay until the server restarts. Said once.
+                if (!overflow_reported) fmt::print(stderr, "xdprt: inotify queue overflowed: some released objects stay allocated\n");
+                overflow_reported = true;
+                continue;
+            }
+            dirty = true;
+            if (!(ev->mask & (IN_CLOSE_WRITE | IN_CLOSE_NOWRITE))) continue;
+            auto w = by_watch.find(ev->wd);
+            if (w == by_watch.end()) continue;
+            auto it = by_inode.find(w->second);
+            if (it != by_inode.end() && it->second->client_files) --it->second->client_files;
+        }
+    }
+    if (!dirty) return;
+    dirty = false;
+    bool cleared = false;
+    for (bool changed = true; changed;) {
+        changed = false;
+        // Entries removed from object-holding maps let go of their objects after a grace period.
+        maps::qsbr::process().poll();
+        for (auto it = by_inode.begin(); it != by_inode.end();) {
+            object& o = *it->second;
+            bool user = o.client_files || o.pinned();
+            if (!user && o.kind == obj_kind::map && o.map->type() == BPF_MAP_TYPE_PROG_ARRAY && !o.user_cleared) {
+                clear_entries(*o.map);
+                o.user_cleared = true;
+                changed = cleared = true;
+            }
+            // Referenced by nothing but this table's two indexes.
+            if (!user && it->second.use_count() == 2) {
+                inotify_rm_watch(notify, o.watch);
+                by_watch.erase(o.watch);
+                by_id[int(o.kind)].erase(o.id);
+                it = by_inode.erase(it);
+                changed = true;
+                continue;
+            }
+            ++it;
+        }
+    }
+    // A worker may still hold what was cleared: look again on the next call.
+    dirty = cleared;
+}
+
+server::impl::~impl() {
+    // Objects refer to each other (a program and the tail-call table it is in): empty every
+    // object-holding map so that the tables below free everything.
+    for (auto& [ino, o] : by_inode)
+        if (o->kind == obj_kind::map && maps::holds_fds(o->map->type())) clear_entries(*o->map);
+    maps::qsbr::process().poll();
+    for (auto& ids : by_id) ids.clear();
+    by_inode.clear();
+    if (notify >= 0) close(notify);
+    if (store_fd >= 0) close(store_fd);
 }
 
 // ---- the entry -----------------------------------------------------------------------------
@@ -183,13 +311,37 @@ result<std::unique_ptr<server>> server::create(server_options opts) {
 #endif
     auto i = std::make_unique<impl>();
     i->opts = std::move(opts);
+    const std::filesystem::path& root = i->opts.pin_root;
+    std::error_code ec;
+    std::filesystem::create_directories(root, ec);
+    if (ec) return fail(ec.value(), "pin root {}: {}", root.string(), ec.message());
+    struct statfs fs;
+    if (statfs(root.c_str(), &fs) != 0) return fail(errno, "pin root {}: {}", root.string(), strerror(errno));
+    if (fs.f_type != TMPFS_MAGIC && fs.f_type != RAMFS_MAGIC) {
+        // Maps are memory: their files must not be written back to a disk.
+        if (mount("xdprt-bpffs", root.c_str(), "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=0700") != 0)
+            return fail(errno, "pin root {} is not a tmpfs and mounting one there failed: {}", root.string(), strerror(errno));
+    }
+    i->store_fd = open(root.c_str(), O_DIRECTORY | O_RDONLY | O_CLOEXEC);
+    if (i->store_fd < 0) return fail(errno, "pin root {}: {}", root.string(), strerror(errno));
+    i->notify = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    if (i->notify < 0) return fail(errno, "inotify: {}", strerror(errno));
     return std::unique_ptr<server>(new server(std::move(i)));
 }
 
 const std::string& server::last_error() const { return _impl->last_error; }
 
-server::object_counts server::count() const {
+void server::reap() {
     std::lock_guard g(_impl->lock);
+    _impl->reap();
+}
+
+int server::notify_fd() const { return _impl->notify; }
+
+server::object_counts server::count() {
+    std::lock_guard g(_impl->lock);
+    _impl->dirty = true;
+    _impl->reap();
     return {_impl->by_id[0].size(), _impl->by_id[1].size(), _impl->by_id[2].size(), _impl->by_id[3].size()};
 }
 
@@ -214,8 +366,10 @@ long server::bpf(int cmd, uint64_t attr_addr, uint32_t size, pid_t pid) {
     const auto* bytes = reinterpret_cast<const uint8_t*>(&a);
     for (size_t k = c->attr_end; k < sizeof a; ++k)
         if (bytes[k]) return _impl->refuse(EINVAL, "{}: non-zero attr byte at offset {} past the command's fields", c->name, k);
+    _impl->reap();
     long r = _impl->dispatch(cmd, a, attr_addr, size, mem);
     if (r < 0 && !_impl->last_error.empty()) _impl->last_error = fmt::format("{}: {}", c->name, _impl->last_error);
+    if (!is_element_command(cmd)) _impl->dirty = true;  // anything else may have dropped a reference
     maps::qsbr::process().poll();
     return r;
 }
@@ -299,12 +453,87 @@ long server::impl::prog_bind_map(union bpf_attr& a) {
 
 // ---- pins ----------------------------------------------------------------------------------
 
-long server::impl::obj_pin(union bpf_attr&, const client_memory&) {
-    return refuse(EOPNOTSUPP, "pinning is not implemented in xdprt yet");
+// A pin is a hard link to the object's file under pin_root. Clients name it by its bpffs path
+// (client_bpffs, e.g. /sys/fs/bpf/x) or by its path under pin_root; relative paths are relative
+// to the client's cwd. (BPF_F_PATH_FD, 6.5, is past the 6.1 UAPI this builds against: its
+// path_fd lies beyond OBJ_PIN's last field here and is refused with EINVAL.)
+result<std::filesystem::path> server::impl::pin_path(const union bpf_attr& a, const client_memory& mem) const {
+    namespace fs = std::filesystem;
+    auto name = mem.read_string(a.pathname, PATH_MAX);
+    if (!name) return tl::unexpected(name.error());
+    if (name->empty()) return fail(ENOENT, "empty path");
+    fs::path p(*name);
+    if (p.is_relative()) {
+        std::string proc = mem.pid ? fmt::format("/proc/{}", mem.pid) : "/proc/self";
+        std::string base = proc + "/cwd";
+        std::error_code ec;
+        fs::path dir = fs::read_symlink(base, ec);
+        if (ec) return fail(EBADF, "{}: {}", base, ec.message());
+        p = dir / p;
+    }
+    p = p.lexically_normal();
+    for (const fs::path& root : {opts.client_bpffs, opts.pin_root}) {
+        fs::path rel = p.lexically_relative(root);
+        if (!rel.empty() && *rel.begin() != "..") return opts.pin_root / rel;
+    }
+    return fail(EPERM, "{} is not in a bpf file system (xdprt pins live under {})", p.string(), opts.client_bpffs.string());
 }
 
-long server::impl::obj_get(union bpf_attr&, const client_memory&) {
-    return refuse(EOPNOTSUPP, "pinning is not implemented in xdprt yet");
+long server::impl::obj_pin(union bpf_attr& a, const client_memory& mem) {
+    if (a.file_flags) return refuse(EINVAL, "pin: file_flags {:#x}", a.file_flags);
+    auto o = from_any_fd(int(a.bpf_fd));
+    if (!o) return refuse(o.error());
+    auto path = pin_path(a, mem);
+    if (!path) return refuse(path.error());
+    if (linkat(AT_FDCWD, self_fd_path((*o)->handle).c_str(), AT_FDCWD, path->c_str(), AT_SYMLINK_FOLLOW) != 0)
+        return refuse(errno, "pin {}: {}", path->string(), strerror(errno));
+    (*o)->user_cleared = false;
+    return 0;
+}
+
+long server::impl::obj_get(union bpf_attr& a, const client_memory& mem) {
+    uint32_t modes = a.file_flags & (BPF_F_RDONLY | BPF_F_WRONLY);
+    if ((a.file_flags & ~uint32_t(BPF_F_RDONLY | BPF_F_WRONLY)) || modes == (BPF_F_RDONLY | BPF_F_WRONLY))
+        return refuse(EINVAL, "get: file_flags {:#x}", a.file_flags);
+    if (a.bpf_fd) return refuse(EINVAL, "get: bpf_fd must be 0");
+    auto path = pin_path(a, mem);
+    if (!path) return refuse(path.error());
+    // The client's fd is a new open file description of the pinned file.
+    int fd = open(path->c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) return refuse(errno, "{}: {}", path->string(), strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return refuse(EACCES, "{} is not a pinned object", path->string());
+    }
+    if (auto it = by_inode.find(st.st_ino); it != by_inode.end()) {
+        ++it->second->client_files;
+        it->second->user_cleared = false;
+        return fd;
+    }
+    // Pinned by an earlier run of the server: maps come back with their contents.
+    int own = open(path->c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+    if (own < 0) {
+        close(fd);
+        return refuse(errno, "{}: {}", path->string(), strerror(errno));
+    }
+    auto m = maps::adopt(own);
+    if (!m) {
+        close(fd);
+        return refuse(ENOENT, "{} was pinned by an earlier run of the server and is not a map: programs, BTF and "
+                              "links do not survive a restart, load it again ({})", path->string(), m.error().message);
+    }
+    int handle = (*m)->memfd();
+    std::string name = (*m)->spec().name;
+    auto o = add(obj_kind::map, name, handle);
+    if (!o) {
+        close(fd);
+        return refuse(o.error());
+    }
+    (*o)->map = std::move(*m);
+    (*o)->map->id = (*o)->id;
+    ++(*o)->client_files;
+    return fd;
 }
 
 }  // namespace xdprt::control

@@ -33,7 +33,13 @@ enum class verify_mode {
 };
 
 struct server_options {
-    std::filesystem::path pin_root = "/sys/fs/bpf";  // OBJ_PIN paths live under it (as files)
+    // Where objects live: every map, program, BTF and link is an unnamed file of this directory
+    // (a map's file is its memory), and a pin is a hard link to it here, so pinned maps and their
+    // contents survive a restart of the server. It must be a tmpfs; when it is not, a root server
+    // mounts one there (as bpffs is mounted on /sys/fs/bpf), anyone else gets an error.
+    std::filesystem::path pin_root = "/run/xdprt/bpffs";
+    // The bpffs path clients pin under: `bpf_obj_pin(fd, "/sys/fs/bpf/x")` makes pin_root/x.
+    std::filesystem::path client_bpffs = "/sys/fs/bpf";
     engine default_engine = engine::jit;              // interpreter when built without LLVM
     verify_mode verify = verify_mode::kernel;
     bool unsafe = false;  // allows verify_mode::off
@@ -53,10 +59,21 @@ public:
     // The message of the last failed command: what and where, for logs and tests.
     const std::string& last_error() const;
 
+    // Live objects, after releasing those nothing refers to any more (count() reaps first).
     struct object_counts {
         size_t maps = 0, progs = 0, btfs = 0, links = 0;
     };
-    object_counts count() const;
+    object_counts count();
+
+    // Object release. An object lives while a client holds an fd of it (in any process, through
+    // dup, fork, SCM_RIGHTS or an mmap), while it is pinned, and while another live object or an
+    // attachment refers to it, as in the kernel. The server learns that a client's last fd of an
+    // object closed from inotify (each fd it hands out is a fresh open file description of the
+    // object's file, and closing the last reference to one raises IN_CLOSE). reap() processes
+    // those events and releases what is no longer referenced; bpf() and count() call it, and an
+    // event loop calls it when notify_fd() is readable.
+    void reap();
+    int notify_fd() const;
 
     struct impl;
 

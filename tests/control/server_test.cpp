@@ -14,6 +14,7 @@
 
 #include "control/inprocess.h"
 #include "control/server.h"
+#include "scratch_pin_root.h"
 #include "xdp_harness.h"
 
 namespace xdprt::control {
@@ -33,6 +34,7 @@ long err(long r) { return r < 0 ? -errno : r; }
 std::unique_ptr<server> make_server(engine e) {
     server_options o;
     o.default_engine = e;
+    o.pin_root = testing_support::scratch_pin_root();
     auto s = server::create(o);
     EXPECT_TRUE(s.has_value()) << s.error().message;
     return std::move(*s);

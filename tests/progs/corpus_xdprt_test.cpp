@@ -12,6 +12,7 @@
 #include "control/server.h"
 #include "corpus.h"
 #include "packets.h"
+#include "scratch_pin_root.h"
 
 namespace xdprt::corpus {
 namespace {
@@ -56,6 +57,7 @@ TEST_P(CorpusXdprt, SameAsTheKernel) {
 
     control::server_options opts;
     opts.default_engine = GetParam().eng;
+    opts.pin_root = testing_support::scratch_pin_root();
     auto s = control::server::create(opts);
     ASSERT_TRUE(s) << s.error().message;
     result<outcome> ours = [&] {

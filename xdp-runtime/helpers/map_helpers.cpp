@@ -75,6 +75,30 @@ uint64_t map_iterate(uint64_t map, uint64_t cursor, uint64_t key_out, uint64_t v
     return 1;
 }
 
+// bpf_ringbuf_*: records in the RINGBUF map's shared memory (maps/ringbuf.cpp); consumers poll,
+// so the wakeup flags change nothing.
+uint64_t ringbuf_output(uint64_t map, uint64_t data, uint64_t size, uint64_t flags, uint64_t) {
+    return uint64_t(maps::ringbuf_output(as_map(map), ptr(data), size, flags));
+}
+
+uint64_t ringbuf_reserve(uint64_t map, uint64_t size, uint64_t flags, uint64_t, uint64_t) {
+    return reinterpret_cast<uint64_t>(maps::ringbuf_reserve(as_map(map), size, flags));
+}
+
+uint64_t ringbuf_submit(uint64_t sample, uint64_t flags, uint64_t, uint64_t, uint64_t) {
+    maps::ringbuf_submit(ptr(sample), flags);
+    return 0;
+}
+
+uint64_t ringbuf_discard(uint64_t sample, uint64_t flags, uint64_t, uint64_t, uint64_t) {
+    maps::ringbuf_discard(ptr(sample), flags);
+    return 0;
+}
+
+uint64_t ringbuf_query(uint64_t map, uint64_t flags, uint64_t, uint64_t, uint64_t) {
+    return maps::ringbuf_query(as_map(map), flags);
+}
+
 const vm::program* tail_call_target(uint64_t map, uint64_t index) {
     maps::map& m = as_map(map);
     if (m.type() != BPF_MAP_TYPE_PROG_ARRAY || index > UINT32_MAX) return nullptr;

@@ -161,6 +161,11 @@ void link_xdp(vm::linkage& link) {
     h[94] = spin_unlock;
     h[118] = jiffies64;
     h[125] = ktime_get_boot_ns;
+    h[130] = ringbuf_output;
+    h[131] = ringbuf_reserve;
+    h[132] = ringbuf_submit;
+    h[133] = ringbuf_discard;
+    h[134] = ringbuf_query;
     h[160] = ktime_get_coarse_ns;
     h[188] = xdp_get_buff_len;
     h[189] = xdp_load_bytes;

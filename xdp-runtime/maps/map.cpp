@@ -1,7 +1,10 @@
 // Map creation, the type registry, and what every type shares.
+#include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <fstream>
 #include <map>
 #include <mutex>
@@ -158,7 +161,22 @@ map::~map() {
     if (_memfd >= 0) close(_memfd);
 }
 
-result<std::unique_ptr<map>> create(const spec& s) {
+result<void> map::map_memory(int fd, size_t bytes) {
+    _memfd = fd;
+    void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd, 0);
+    if (p == MAP_FAILED) return fail(ENOMEM, "map of {} bytes: mmap: {}", bytes, strerror(errno));
+    _base = static_cast<std::byte*>(p);
+    _bytes = bytes;
+    return {};
+}
+
+static void register_memory(const map& m) {
+    std::unique_lock g(registry().lock);
+    registry().ranges[reinterpret_cast<uint64_t>(m.base())] = {m.header().data_bytes,
+                                                               (m.spec().flags & BPF_F_RDONLY_PROG) != 0};
+}
+
+result<std::unique_ptr<map>> create(const spec& s, int dir_fd) {
     const ops* table = ops_for(s.type);
     if (!table) return fail(EINVAL, "map type {} ({}) is not supported", s.type, type_name(s.type));
     if (s.type != BPF_MAP_TYPE_BLOOM_FILTER && s.extra != 0) return fail(EINVAL, "map_extra is for bloom filters only");
@@ -182,13 +200,12 @@ result<std::unique_ptr<map>> create(const spec& s) {
     m->_spec = s;
     m->_ops = table;
     std::string memfd_name = "xdprt-map:" + (s.name.empty() ? std::string(type_name(s.type)) : s.name);
-    m->_memfd = memfd_create(memfd_name.c_str(), MFD_CLOEXEC);
-    if (m->_memfd < 0) return fail(errno, "memfd_create: {}", strerror(errno));
-    if (ftruncate(m->_memfd, off_t(total)) != 0) return fail(ENOMEM, "map of {} bytes: {}", total, strerror(errno));
-    void* p = mmap(nullptr, total, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, m->_memfd, 0);
-    if (p == MAP_FAILED) return fail(ENOMEM, "map of {} bytes: mmap: {}", total, strerror(errno));
-    m->_base = static_cast<std::byte*>(p);
-    m->_bytes = total;
+    int fd = dir_fd >= 0 ? openat(dir_fd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600)
+                         : memfd_create(memfd_name.c_str(), MFD_CLOEXEC);
+    if (fd < 0) return fail(errno, "map file: {}", strerror(errno));
+    m->_memfd = fd;
+    if (ftruncate(fd, off_t(total)) != 0) return fail(ENOMEM, "map of {} bytes: {}", total, strerror(errno));
+    if (auto ok = m->map_memory(fd, total); !ok) return tl::unexpected(ok.error());
     m->_header = new (m->_base + data) map_header{};
     map_header& h = *m->_header;
     h.magic = map_header::magic_value;
@@ -201,11 +218,50 @@ result<std::unique_ptr<map>> create(const spec& s) {
     h.extra = s.extra;
     h.data_bytes = data;
     h.spin_lock_off = s.spin_lock_off;
+    std::strncpy(h.name, s.name.c_str(), sizeof h.name - 1);
     if (auto ok = table->init(*m); !ok) return tl::unexpected(ok.error());
-    {
-        std::unique_lock g(registry().lock);
-        registry().ranges[reinterpret_cast<uint64_t>(m->_base)] = {data, (s.flags & BPF_F_RDONLY_PROG) != 0};
+    register_memory(*m);
+    return m;
+}
+
+result<std::unique_ptr<map>> adopt(int fd) {
+    std::unique_ptr<map> m(new map());
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        close(fd);
+        return fail(errno, "fstat: {}", strerror(errno));
     }
+    size_t bytes = size_t(st.st_size);
+    if (bytes < 2 * page_bytes || bytes % page_bytes != 0) {
+        close(fd);
+        return fail(EINVAL, "{} bytes: not an xdprt map", bytes);
+    }
+    if (auto ok = m->map_memory(fd, bytes); !ok) return tl::unexpected(ok.error());
+    auto* h = reinterpret_cast<map_header*>(m->_base + bytes - page_bytes);
+    if (h->magic != map_header::magic_value || h->layout_version != map_header::layout || h->data_bytes != bytes - page_bytes)
+        return fail(EINVAL, "no xdprt map header of layout {}", map_header::layout);
+    m->_header = h;
+    spec& s = m->_spec;
+    s.type = h->type;
+    s.key_size = h->key_size;
+    s.value_size = h->value_size;
+    s.max_entries = h->max_entries;
+    s.flags = h->flags;
+    s.extra = h->extra;
+    s.spin_lock_off = h->spin_lock_off;
+    s.name.assign(h->name, strnlen(h->name, sizeof h->name));
+    m->_ops = ops_for(s.type);
+    if (!m->_ops || m->_ops->data_bytes(s) > h->data_bytes)
+        return fail(EINVAL, "map '{}': type {} with this shape does not fit its file", s.name, s.type);
+    h->writer_lock.store(0, std::memory_order_relaxed);
+    if (holds_fds(s.type)) {
+        // The objects died with the process that put them there: start empty.
+        if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, off_t(h->data_bytes)) != 0)
+            std::memset(m->_base, 0, h->data_bytes);
+        std::memset(h->type_state, 0, sizeof h->type_state);
+        if (auto ok = m->_ops->init(*m); !ok) return tl::unexpected(ok.error());
+    }
+    register_memory(*m);
     return m;
 }
 

@@ -73,7 +73,7 @@ struct ops;
 // Shared by every type: the last page of the memfd.
 struct map_header {
     static constexpr uint64_t magic_value = 0x70616d7472706478;  // "xdprtmap"
-    static constexpr uint32_t layout = 2;                         // bumped when any layout changes
+    static constexpr uint32_t layout = 3;                         // bumped when any layout changes
     uint64_t magic;
     uint32_t layout_version;
     uint32_t type, key_size, value_size, max_entries, flags;
@@ -84,6 +84,7 @@ struct map_header {
     int32_t spin_lock_off;              // spec::spin_lock_off, for readers that only have the memfd
     uint32_t unused;
     uint64_t type_state[16];            // the type's own counters and list heads
+    char name[16];                      // spec::name, NUL-padded (a pinned map reopened after a restart)
 };
 
 // Serializes writers of one map (across threads and processes).
@@ -128,8 +129,10 @@ public:
     void set_local(std::shared_ptr<void> state) { _local = std::move(state); }
 
 private:
-    friend result<std::unique_ptr<map>> create(const maps::spec&);
+    friend result<std::unique_ptr<map>> create(const maps::spec&, int);
+    friend result<std::unique_ptr<map>> adopt(int);
     friend class view;
+    result<void> map_memory(int fd, size_t bytes);
     map() = default;
     maps::spec _spec;
     const maps::ops* _ops = nullptr;
@@ -174,8 +177,17 @@ struct ops {
     result<void> (*store_object)(map& m, const void* key, held_object obj, uint64_t flags);
 };
 
-// Creates a map in a fresh memfd. Errors are the kernel's MAP_CREATE errnos.
-[[nodiscard]] result<std::unique_ptr<map>> create(const spec& s);
+// Creates a map in a fresh memfd, or, with `dir_fd`, in an unnamed file of that directory
+// (O_TMPFILE; a tmpfs), which a pin later links into the file system. Errors are the kernel's
+// MAP_CREATE errnos.
+[[nodiscard]] result<std::unique_ptr<map>> create(const spec& s, int dir_fd = -1);
+
+// Takes over a map a previous process created (a pinned file reopened after a restart): the
+// header gives the shape and the contents stay. Maps holding objects (prog arrays, maps of maps,
+// devmaps, cpumaps, xskmaps) come back empty: what they referred to died with that process. The
+// writer lock is reset, so no other process may still write the map. Takes ownership of `fd`.
+// Errors: EINVAL when `fd` holds no xdprt map of this layout.
+[[nodiscard]] result<std::unique_ptr<map>> adopt(int fd);
 
 // The bpf() map commands, as kernel/bpf/syscall.c runs them: its generic checks in its order
 // (flags, the map's BPF_F_RDONLY/WRONLY and MAP_FREEZE -> EPERM, BPF_F_LOCK without a lock ->
