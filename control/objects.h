@@ -58,9 +58,17 @@ struct loaded_prog {
 
 struct link_state {
     uint32_t type = 0;         // BPF_LINK_TYPE_XDP
-    uint32_t ifindex = 0;
+    uint32_t ifindex = 0;      // 0 once detached
     uint32_t attach_flags = 0;
     object_ref prog;
+};
+
+// The XDP program attached to an interface the appliance serves: through a link (which owns
+// the attachment: closing its last fd detaches) or directly (netlink, through the shim).
+struct xdp_attachment {
+    object_ref prog;
+    uint32_t link_id = 0;  // 0: not a link
+    uint32_t mode = 0;     // XDP_FLAGS_SKB_MODE or XDP_FLAGS_DRV_MODE
 };
 
 struct object {
@@ -118,6 +126,8 @@ struct server::impl {
     std::map<int, ino_t> by_watch;  // inotify watch -> object
     bool dirty = false;              // a reference may have gone: reap() walks the table
     bool overflow_reported = false;
+    std::map<uint32_t, std::string> interfaces;    // ifindex -> name: what XDP programs attach to
+    std::map<uint32_t, xdp_attachment> xdp;         // by ifindex
     std::map<uint32_t, object_ref> by_id[4];  // per obj_kind
     uint32_t next_id[4] = {1, 1, 1, 1};
     std::string last_error;
@@ -148,6 +158,10 @@ struct server::impl {
     long obj_pin(union bpf_attr& a, const client_memory& mem);
     long obj_get(union bpf_attr& a, const client_memory& mem);
     long prog_bind_map(union bpf_attr& a);
+    long link_create(union bpf_attr& a);
+    long link_update(union bpf_attr& a);
+    long link_detach(union bpf_attr& a);
+    void detach(link_state& l);
 
     // Fails a command: records the message, returns -code.
     long refuse(const error& e) {

@@ -508,8 +508,17 @@ long server::impl::obj_get_info(union bpf_attr& a, uint64_t attr_addr, const cli
         std::memcpy(buf.data(), &info, std::min<size_t>(ours, buf.size()));
         break;
     }
-    case obj_kind::link:
-        return refuse(EINVAL, "links are not implemented yet");
+    case obj_kind::link: {
+        bpf_link_info info{};
+        const link_state& l = *o->link;
+        info.type = l.type;
+        info.id = o->id;
+        info.prog_id = l.prog->id;
+        info.xdp.ifindex = l.ifindex;
+        ours = sizeof info;
+        std::memcpy(buf.data(), &info, std::min<size_t>(ours, buf.size()));
+        break;
+    }
     }
     uint32_t n = uint32_t(std::min<size_t>(user_len, ours));
     if (auto ok = mem.write(a.info.info, buf.data(), n); !ok) return refuse(ok.error());

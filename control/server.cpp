@@ -62,6 +62,9 @@ const command commands[] = {
     {BPF_LINK_GET_FD_BY_ID, "BPF_LINK_GET_FD_BY_ID", XDPRT_END_OF(link_id)},
     {BPF_LINK_GET_NEXT_ID, "BPF_LINK_GET_NEXT_ID", XDPRT_END_OF(next_id)},
     {BPF_ENABLE_STATS, "BPF_ENABLE_STATS", XDPRT_END_OF(enable_stats.type)},
+    {BPF_LINK_CREATE, "BPF_LINK_CREATE", XDPRT_END_OF(link_create)},
+    {BPF_LINK_UPDATE, "BPF_LINK_UPDATE", XDPRT_END_OF(link_update.old_prog_fd)},
+    {BPF_LINK_DETACH, "BPF_LINK_DETACH", XDPRT_END_OF(link_detach.link_fd)},
     {BPF_PROG_BIND_MAP, "BPF_PROG_BIND_MAP", XDPRT_END_OF(prog_bind_map.flags)},
 };
 
@@ -272,6 +275,7 @@ void server::impl::reap() {
             }
             // Referenced by nothing but this table's two indexes.
             if (!user && it->second.use_count() == 2) {
+                if (o.link) detach(*o.link);  // a link's attachment ends with the link
                 inotify_rm_watch(notify, o.watch);
                 by_watch.erase(o.watch);
                 by_id[int(o.kind)].erase(o.id);
@@ -394,6 +398,9 @@ long server::impl::dispatch(int cmd, union bpf_attr& a, uint64_t attr_addr, uint
     case BPF_OBJ_PIN: return obj_pin(a, mem);
     case BPF_OBJ_GET: return obj_get(a, mem);
     case BPF_PROG_BIND_MAP: return prog_bind_map(a);
+    case BPF_LINK_CREATE: return link_create(a);
+    case BPF_LINK_UPDATE: return link_update(a);
+    case BPF_LINK_DETACH: return link_detach(a);
     case BPF_ENABLE_STATS:
         if (a.enable_stats.type != BPF_STATS_RUN_TIME) return refuse(EINVAL, "unknown stats type {}", a.enable_stats.type);
         {

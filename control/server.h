@@ -75,6 +75,13 @@ public:
     void reap();
     int notify_fd() const;
 
+    // The interfaces XDP programs attach to (the dataplane's ports and af_xdp interfaces):
+    // LINK_CREATE on any other ifindex is refused. Served until withdrawn; withdrawing detaches.
+    void serve_interface(uint32_t ifindex, std::string name);
+    void withdraw_interface(uint32_t ifindex);
+    // The id of the program attached to `ifindex`, 0 when none.
+    uint32_t attached_prog_id(uint32_t ifindex);
+
     struct impl;
 
 private:

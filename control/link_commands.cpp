@@ -1,0 +1,121 @@
+// LINK_CREATE, LINK_UPDATE, LINK_DETACH for XDP, and the interfaces programs attach to, with
+// the checks and errnos of the kernel's bpf_xdp_link_attach / dev_xdp_attach /
+// bpf_xdp_link_update.
+#include <linux/if_link.h>
+
+#include "control/objects.h"
+
+namespace xdprt::control {
+
+namespace {
+
+constexpr uint32_t xdp_modes = XDP_FLAGS_SKB_MODE | XDP_FLAGS_DRV_MODE | XDP_FLAGS_HW_MODE;
+
+}  // namespace
+
+void server::impl::detach(link_state& l) {
+    auto it = xdp.find(l.ifindex);
+    if (l.ifindex && it != xdp.end() && it->second.prog == l.prog) xdp.erase(it);
+    l.ifindex = 0;
+    dirty = true;
+}
+
+long server::impl::link_create(union bpf_attr& a) {
+    auto p = from_fd(int(a.link_create.prog_fd), obj_kind::prog);
+    if (!p) return refuse(p.error());
+    const loaded_prog& prog = *(*p)->prog;
+    if (a.link_create.attach_type != BPF_XDP || prog.type != BPF_PROG_TYPE_XDP)
+        return refuse(EINVAL, "prog '{}': attach type {} is not for this program (xdprt links XDP programs)",
+                      (*p)->name, a.link_create.attach_type);
+    uint32_t flags = a.link_create.flags;
+    if (flags & ~uint32_t(XDP_FLAGS_MASK)) return refuse(EINVAL, "xdp link: flags {:#x}", flags);
+    uint32_t ifindex = a.link_create.target_ifindex;
+    auto served = interfaces.find(ifindex);
+    if (served == interfaces.end())
+        return refuse(EINVAL, "xdp link: ifindex {} is not an interface of the appliance", ifindex);
+    if (flags & ~xdp_modes) return refuse(EINVAL, "Invalid XDP flags for BPF link attachment");
+    if (__builtin_popcount(flags & xdp_modes) > 1) return refuse(EINVAL, "Only one XDP mode flag can be set");
+    if (flags & XDP_FLAGS_HW_MODE) return refuse(EOPNOTSUPP, "{}: xdprt does not offload programs to hardware", served->second);
+    uint32_t mode = (flags & XDP_FLAGS_SKB_MODE) ? XDP_FLAGS_SKB_MODE : XDP_FLAGS_DRV_MODE;
+    if (auto cur = xdp.find(ifindex); cur != xdp.end()) {
+        if (cur->second.mode != mode)
+            return refuse(EEXIST, "{}: native and generic XDP can't be active at the same time", served->second);
+        return refuse(EBUSY, "{}: {}", served->second,
+                      cur->second.link_id ? "Can't replace active BPF XDP link" : "Can't replace active XDP program with BPF link");
+    }
+    if (prog.expected_attach_type == BPF_XDP_DEVMAP || prog.expected_attach_type == BPF_XDP_CPUMAP)
+        return refuse(EINVAL, "prog '{}': BPF_XDP_DEVMAP and BPF_XDP_CPUMAP programs can not be attached to a device", (*p)->name);
+    if (!prog.runnable) return refuse(EINVAL, "prog '{}' is not runnable", (*p)->name);
+
+    auto handle = new_file("link");
+    if (!handle) return refuse(handle.error());
+    auto o = add(obj_kind::link, "", *handle);
+    if (!o) return refuse(o.error());
+    auto l = std::make_unique<link_state>();
+    l->type = BPF_LINK_TYPE_XDP;
+    l->ifindex = ifindex;
+    l->attach_flags = flags;
+    l->prog = *p;
+    (*o)->link = std::move(l);
+    xdp[ifindex] = xdp_attachment{*p, (*o)->id, mode};
+    return new_fd(*o);
+}
+
+long server::impl::link_update(union bpf_attr& a) {
+    uint32_t flags = a.link_update.flags;
+    if (flags & ~uint32_t(BPF_F_REPLACE)) return refuse(EINVAL, "link update: flags {:#x}", flags);
+    auto o = from_fd(int(a.link_update.link_fd), obj_kind::link);
+    if (!o) return refuse(o.error());
+    auto np = from_fd(int(a.link_update.new_prog_fd), obj_kind::prog);
+    if (!np) return refuse(np.error());
+    object_ref expected;
+    if (flags & BPF_F_REPLACE) {
+        auto op = from_fd(int(a.link_update.old_prog_fd), obj_kind::prog);
+        if (!op) return refuse(op.error());
+        expected = *op;
+    } else if (a.link_update.old_prog_fd) {
+        return refuse(EINVAL, "link update: old_prog_fd without BPF_F_REPLACE");
+    }
+    link_state& l = *(*o)->link;
+    if (!l.ifindex) return refuse(ENOLINK, "link {} is detached", (*o)->id);
+    if (expected && l.prog != expected) return refuse(EPERM, "link {}: its program is not the expected one", (*o)->id);
+    const loaded_prog& cur = *l.prog->prog;
+    const loaded_prog& next = *(*np)->prog;
+    if (cur.type != next.type || cur.expected_attach_type != next.expected_attach_type)
+        return refuse(EINVAL, "link {}: prog '{}' has another type or attach type", (*o)->id, (*np)->name);
+    if (l.prog == *np) return 0;
+    if (!next.runnable) return refuse(EINVAL, "prog '{}' is not runnable", (*np)->name);
+    l.prog = *np;
+    xdp[l.ifindex].prog = *np;
+    dirty = true;  // the old program may have lost its last reference
+    return 0;
+}
+
+long server::impl::link_detach(union bpf_attr& a) {
+    auto o = from_fd(int(a.link_detach.link_fd), obj_kind::link);
+    if (!o) return refuse(o.error());
+    detach(*(*o)->link);
+    return 0;
+}
+
+void server::serve_interface(uint32_t ifindex, std::string name) {
+    std::lock_guard g(_impl->lock);
+    _impl->interfaces[ifindex] = std::move(name);
+}
+
+void server::withdraw_interface(uint32_t ifindex) {
+    std::lock_guard g(_impl->lock);
+    _impl->interfaces.erase(ifindex);
+    for (auto& [ino, o] : _impl->by_inode)
+        if (o->link && o->link->ifindex == ifindex) _impl->detach(*o->link);
+    _impl->xdp.erase(ifindex);
+    _impl->dirty = true;
+}
+
+uint32_t server::attached_prog_id(uint32_t ifindex) {
+    std::lock_guard g(_impl->lock);
+    auto it = _impl->xdp.find(ifindex);
+    return it == _impl->xdp.end() ? 0 : it->second.prog->id;
+}
+
+}  // namespace xdprt::control
