@@ -9,6 +9,7 @@ XDPRT_PACKAGES=(
   llvm-19-dev clang-19 libclang-rt-19-dev
   libfmt-dev libexpected-dev libgtest-dev libgmock-dev libbenchmark-dev
   libbpf-dev libelf-dev zlib1g-dev
+  libxdp1 xdp-tests
 )
 
 log() { printf '\033[1m[xdprt]\033[0m %s\n' "$*"; }

@@ -87,8 +87,13 @@ struct log_capture {
 
 }  // namespace
 
+std::string missing_object(const entry& e) {
+    if (!e.object.starts_with('/') || access(std::string(e.object).c_str(), R_OK) == 0) return "";
+    return fmt::format("{} is not installed (Debian packages libxdp1 and xdp-tests; ./scripts/test installs them)", e.object);
+}
+
 result<loaded_object> open_and_load(const entry& e, const std::string& dir) {
-    const std::string path = dir + "/" + std::string(e.object);
+    const std::string path = e.object.starts_with('/') ? std::string(e.object) : dir + "/" + std::string(e.object);
     log_capture log;
     loaded_object lo;
     lo.obj = bpf_object__open_file(path.c_str(), nullptr);

@@ -46,7 +46,8 @@ using hook = result<void> (*)(bpf_object* obj, std::vector<owned_fd>& keep);
 
 struct entry {
     std::string_view name;     // unique; also the GoogleTest parameter name
-    std::string_view object;   // file name in the programs directory, e.g. "xdp_firewall.bpf.o"
+    std::string_view object;   // file name in the programs directory, e.g. "xdp_firewall.bpf.o", or an
+                               // absolute path (objects installed by Debian packages)
     std::string_view prog;     // the program BPF_PROG_TEST_RUN runs
     hook prepare = nullptr;    // after open, before load (inner-map templates, .rodata)
     hook setup = nullptr;      // after load (map contents)
@@ -56,6 +57,9 @@ struct entry {
 };
 
 std::span<const entry> entries();
+
+// Why `e` cannot run here ("" when it can): an installed object that is not installed.
+std::string missing_object(const entry& e);
 const entry* find_entry(std::string_view name);
 
 // A loaded object; closing it unloads programs and maps (unless pinned elsewhere).

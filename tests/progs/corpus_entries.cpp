@@ -251,6 +251,51 @@ result<void> setup_tenants(bpf_object* obj, std::vector<owned_fd>& keep) {
     return {};
 }
 
+// --- objects Debian packages (libxdp1's xdp-filter programs, xdp-tests) -------------------------
+
+// xdp-filter's maps, keyed by port, IPv4 address, IPv6 address and MAC address. Some keys of the
+// packet set get a value with every bit set (every direction and protocol flag), so the
+// programs' match paths run as well as their miss paths; the rest of the set misses.
+result<void> setup_xdp_filter(bpf_object* obj, std::vector<owned_fd>&) {
+    auto fill = [&](const char* name, const std::vector<bytes>& keys) -> result<void> {
+        bpf_map* m = bpf_object__find_map_by_name(obj, name);
+        if (!m) return {};
+        bpf_map_type t = bpf_map__type(m);
+        bool per_cpu = t == BPF_MAP_TYPE_PERCPU_ARRAY || t == BPF_MAP_TYPE_PERCPU_HASH || t == BPF_MAP_TYPE_LRU_PERCPU_HASH;
+        size_t slot = (bpf_map__value_size(m) + 7) / 8 * 8;
+        bytes value(per_cpu ? slot * size_t(possible_cpus()) : bpf_map__value_size(m), 0xff);
+        for (const bytes& k : keys) {
+            if (k.size() != bpf_map__key_size(m)) return fail(EINVAL, "map '{}': key of {} bytes", name, k.size());
+            if (bpf_map_update_elem(bpf_map__fd(m), k.data(), value.data(), BPF_ANY))
+                return fail(errno, "map '{}': update: {}", name, std::strerror(errno));
+        }
+        return {};
+    };
+    auto u32 = [](uint32_t v) {
+        bytes b(4);
+        std::memcpy(b.data(), &v, 4);
+        return b;
+    };
+    const bytes mac = {0x02, 0x00, 0x00, 0x00, 0x00, 0x01};
+    return all([&] { return fill("filter_ports", {u32(53), u32(80)}); },
+               [&] { return fill("filter_ipv4", {u32(htonl(addr::client1)), u32(htonl(addr::vip_tcp))}); },
+               [&] { return fill("filter_ipv6", {ipv6_addr(1)}); },
+               [&] { return fill("filter_ethernet", {mac}); });
+}
+
+// xdp-filter pins xdp_stats_map by name (LIBBPF_PIN_BY_NAME); bpffs is not mounted here for the
+// kernel side, and a pin would carry one load's counters into the next: load it unpinned.
+result<void> no_pinning(bpf_object* obj, std::vector<owned_fd>&) {
+    bpf_map* m;
+    bpf_object__for_each_map(m, obj) {
+        if (int e = bpf_map__set_pin_path(m, nullptr)) return fail(-e, "map '{}': clear pin path", bpf_map__name(m));
+    }
+    return {};
+}
+
+constexpr std::string_view xdp_filter_notes =
+    "ports 53 and 80, 10.0.0.1, 10.100.0.1, 2001:db8::1 and 02:00:00:00:00:01 with every flag set";
+
 const std::vector<entry>& table() {
     static const std::vector<entry> t = {
         {"drop", "xdp_drop.bpf.o", "xdp_drop", nullptr, nullptr, "no maps"},
@@ -298,6 +343,25 @@ const std::vector<entry>& table() {
         {"env", "xdp_env.bpf.o", "xdp_env", nullptr, nullptr, "maps start empty"},
         {"tenants", "xdp_tenants.bpf.o", "xdp_tenants", prepare_tenants, setup_tenants,
          "inner template HASH(4, 8, 16) set before load; tenant 0 -> {10.0.0.2, 10.100.0.1}, tenant 100 -> {10.0.0.2}"},
+        // Third-party objects, loaded unmodified from where Debian installs them.
+        {"deb_xdpfilt_alw_all", "/usr/lib/x86_64-linux-gnu/bpf/xdpfilt_alw_all.o", "xdpfilt_alw_all", no_pinning, setup_xdp_filter, xdp_filter_notes},
+        {"deb_xdpfilt_alw_eth", "/usr/lib/x86_64-linux-gnu/bpf/xdpfilt_alw_eth.o", "xdpfilt_alw_eth", no_pinning, setup_xdp_filter, xdp_filter_notes},
+        {"deb_xdpfilt_alw_ip", "/usr/lib/x86_64-linux-gnu/bpf/xdpfilt_alw_ip.o", "xdpfilt_alw_ip", no_pinning, setup_xdp_filter, xdp_filter_notes},
+        {"deb_xdpfilt_alw_tcp", "/usr/lib/x86_64-linux-gnu/bpf/xdpfilt_alw_tcp.o", "xdpfilt_alw_tcp", no_pinning, setup_xdp_filter, xdp_filter_notes},
+        {"deb_xdpfilt_alw_udp", "/usr/lib/x86_64-linux-gnu/bpf/xdpfilt_alw_udp.o", "xdpfilt_alw_udp", no_pinning, setup_xdp_filter, xdp_filter_notes},
+        {"deb_xdpfilt_dny_all", "/usr/lib/x86_64-linux-gnu/bpf/xdpfilt_dny_all.o", "xdpfilt_dny_all", no_pinning, setup_xdp_filter, xdp_filter_notes},
+        {"deb_xdpfilt_dny_eth", "/usr/lib/x86_64-linux-gnu/bpf/xdpfilt_dny_eth.o", "xdpfilt_dny_eth", no_pinning, setup_xdp_filter, xdp_filter_notes},
+        {"deb_xdpfilt_dny_ip", "/usr/lib/x86_64-linux-gnu/bpf/xdpfilt_dny_ip.o", "xdpfilt_dny_ip", no_pinning, setup_xdp_filter, xdp_filter_notes},
+        {"deb_xdpfilt_dny_tcp", "/usr/lib/x86_64-linux-gnu/bpf/xdpfilt_dny_tcp.o", "xdpfilt_dny_tcp", no_pinning, setup_xdp_filter, xdp_filter_notes},
+        {"deb_xdpfilt_dny_udp", "/usr/lib/x86_64-linux-gnu/bpf/xdpfilt_dny_udp.o", "xdpfilt_dny_udp", no_pinning, setup_xdp_filter, xdp_filter_notes},
+        {"deb_xsk_def_xdp_prog", "/usr/lib/x86_64-linux-gnu/bpf/xsk_def_xdp_prog.o", "xsk_def_prog", nullptr, nullptr,
+         "xsks_map empty: every redirect falls back to XDP_PASS"},
+        {"deb_xsk_def_xdp_prog_5_3", "/usr/lib/x86_64-linux-gnu/bpf/xsk_def_xdp_prog_5.3.o", "xsk_def_prog", nullptr, nullptr,
+         "xsks_map empty"},
+        {"deb_xdp_pass", "/usr/libexec/xdp-tools/xdp_pass.o", "xdp_pass", nullptr, nullptr, "xdp-tests"},
+        {"deb_xdp_drop", "/usr/libexec/xdp-tools/xdp_drop.o", "xdp_drop", nullptr, nullptr, "xdp-tests"},
+        {"deb_test_long_func_name", "/usr/libexec/xdp-tools/test_long_func_name.o", "xdp_test_prog_with_a_long_name", nullptr,
+         nullptr, "xdp-tests; the object's second program is loaded too"},
     };
     return t;
 }

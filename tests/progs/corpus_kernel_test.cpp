@@ -40,6 +40,7 @@ class CorpusKernel : public testing::TestWithParam<const entry*> {
 protected:
     void SetUp() override {
         if (!kernel_unavailable().empty()) GTEST_SKIP() << kernel_unavailable();
+        if (auto why = missing_object(*GetParam()); !why.empty()) GTEST_SKIP() << why;
         // BPF_PROG_TEST_RUN runs on the calling CPU; per-CPU map slots must land in the same place.
         auto pinned = pin_to_cpu(0);
         ASSERT_TRUE(pinned) << pinned.error().message;

@@ -44,6 +44,7 @@ class CorpusXdprt : public testing::TestWithParam<param> {
 protected:
     void SetUp() override {
         if (!kernel_unavailable().empty()) GTEST_SKIP() << kernel_unavailable();
+        if (auto why = missing_object(*GetParam().e); !why.empty()) GTEST_SKIP() << why;
         // Both sides run on CPU 0, so per-CPU slots and bpf_get_smp_processor_id agree.
         auto pinned = pin_to_cpu(0);
         ASSERT_TRUE(pinned) << pinned.error().message;
