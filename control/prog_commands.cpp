@@ -228,7 +228,26 @@ long server::impl::prog_load(union bpf_attr& a, const client_memory& mem) {
     }
 
     // Safety (DESIGN.md invariant 5).
-    if (opts.verify == verify_mode::kernel) {
+    if (opts.verify == verify_mode::builtin) {
+        verify_request r;
+        r.name = *name;
+        r.prog_type = a.prog_type;
+        r.expected_attach_type = a.expected_attach_type;
+        r.prog_flags = a.prog_flags;
+        r.insns = p->insns;
+        r.map = [&by_fd](int32_t fd) -> const maps::spec* {
+            auto it = by_fd.find(fd);
+            return it == by_fd.end() ? nullptr : &it->second->map->spec();
+        };
+        r.log_level = log.level;
+        std::string vlog;
+        if (auto ok = opts.builtin_verifier(r, vlog); !ok) {
+            log.text = vlog + ok.error().message + "\n";
+            log.flush(mem);
+            return refuse(ok.error().code, "{}: the verifier refused it: {}", what, ok.error().message);
+        }
+        if (log.level) log.text = vlog;
+    } else if (opts.verify == verify_mode::kernel) {
         kernel_fds fds;
         std::map<const object*, int> shadows, btfs;
         std::vector<isa::insn> k = p->insns;

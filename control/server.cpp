@@ -310,6 +310,8 @@ server::~server() = default;
 result<std::unique_ptr<server>> server::create(server_options opts) {
     if (opts.verify == verify_mode::off && !opts.unsafe)
         return fail(EINVAL, "verify: off runs unverified programs: it needs the explicit unsafe flag");
+    if (opts.verify == verify_mode::builtin && !opts.builtin_verifier)
+        return fail(EINVAL, "verify: builtin: no builtin verifier in this build (use verify: kernel)");
 #ifndef XDPRT_HAVE_JIT
     opts.default_engine = engine::interpreter;
 #endif

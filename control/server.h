@@ -17,10 +17,20 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
+#include <span>
 #include <string>
+#include <string_view>
 
 #include "base/result.h"
+
+namespace xdprt::isa {
+struct insn;
+}
+namespace xdprt::maps {
+struct spec;
+}
 
 namespace xdprt::control {
 
@@ -28,9 +38,23 @@ enum class engine { interpreter, jit };
 
 // How programs are checked before they run (DESIGN.md invariant 5).
 enum class verify_mode {
-    kernel,  // a shadow load into the kernel against same-shaped maps must succeed
-    off,     // nothing: only with `unsafe`
+    builtin,  // server_options::builtin_verifier must accept it
+    kernel,   // a shadow load into the kernel against same-shaped maps must succeed
+    off,      // nothing: only with `unsafe`
 };
+
+// What a builtin verifier is asked (the hook the verifier plugs into): the program as the client
+// loaded it, before any rewriting, and the maps its ld_imm64 map references name.
+struct verify_request {
+    std::string_view name;
+    uint32_t prog_type = 0, expected_attach_type = 0, prog_flags = 0;
+    std::span<const isa::insn> insns;  // PSEUDO_MAP_FD / MAP_VALUE immediates are client fds
+    std::function<const maps::spec*(int32_t fd)> map;  // null for an fd that names no map
+    uint32_t log_level = 0;
+};
+// Accepts (writing what it wants the client's log_buf to show into `log`) or refuses with the
+// errno and the reason, naming the instruction, as the kernel's verifier does.
+using verifier_fn = std::function<result<void>(const verify_request&, std::string& log)>;
 
 struct server_options {
     // Where objects live: every map, program, BTF and link is an unnamed file of this directory
@@ -42,6 +66,7 @@ struct server_options {
     std::filesystem::path client_bpffs = "/sys/fs/bpf";
     engine default_engine = engine::jit;              // interpreter when built without LLVM
     verify_mode verify = verify_mode::kernel;
+    verifier_fn builtin_verifier;  // for verify_mode::builtin
     bool unsafe = false;  // allows verify_mode::off
 };
 

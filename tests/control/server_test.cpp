@@ -14,6 +14,8 @@
 
 #include "control/inprocess.h"
 #include "control/server.h"
+#include "isa/isa.h"
+#include "maps/map.h"
 #include "scratch_pin_root.h"
 #include "xdp_harness.h"
 
@@ -111,6 +113,66 @@ std::vector<long> element_script() {
     close(hash);
     close(array);
     return out;
+}
+
+// The builtin verifier's hook: it sees the program as loaded and the maps it names, its refusal
+// reaches the client with its errno and its text in log_buf, and an accepted program runs.
+TEST(Server, TheBuiltinVerifierHookDecides) {
+    std::vector<std::string> seen;
+    server_options o;
+    o.pin_root = testing_support::scratch_pin_root();
+    o.verify = verify_mode::builtin;
+    o.builtin_verifier = [&](const verify_request& r, std::string& log) -> result<void> {
+        std::string maps;
+        for (const isa::insn& i : r.insns)
+            if (i.code == (BPF_LD | BPF_IMM | BPF_DW) && i.src == BPF_PSEUDO_MAP_FD)
+                if (const maps::spec* m = r.map(i.imm)) maps += m->name;
+        if (r.name == "refused" || r.name == "accepted")  // libbpf also loads probes of its own
+            seen.push_back(std::string(r.name) + ":" + std::to_string(r.insns.size()) + ":" + maps);
+        log = "checked by the test verifier\n";
+        if (r.name == "refused") return fail(EACCES, "insn 1: R0 !read_ok");
+        return {};
+    };
+    auto s = server::create(o);
+    ASSERT_TRUE(s) << s.error().message;
+    inprocess::scoped_route route(s->get());
+    int map = bpf_map_create(BPF_MAP_TYPE_ARRAY, "named", 4, 8, 1, nullptr);
+    ASSERT_GE(map, 0);
+    const bpf_insn with_map[] = {
+        {.code = BPF_LD | BPF_IMM | BPF_DW, .dst_reg = BPF_REG_1, .src_reg = BPF_PSEUDO_MAP_FD, .off = 0, .imm = map},
+        {.code = 0, .dst_reg = 0, .src_reg = 0, .off = 0, .imm = 0},
+        {.code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_0, .src_reg = 0, .off = 0, .imm = XDP_TX},
+        {.code = BPF_JMP | BPF_EXIT, .dst_reg = 0, .src_reg = 0, .off = 0, .imm = 0},
+    };
+    char log[256] = {};
+    bpf_prog_load_opts lo{};
+    lo.sz = sizeof lo;
+    lo.log_buf = log;
+    lo.log_size = sizeof log;
+    lo.log_level = 1;
+    int refused = bpf_prog_load(BPF_PROG_TYPE_XDP, "refused", "GPL", with_map + 2, 2, &lo);
+    EXPECT_EQ(refused, -EACCES);
+    EXPECT_NE(std::string(log).find("R0 !read_ok"), std::string::npos) << log;
+    int fd = bpf_prog_load(BPF_PROG_TYPE_XDP, "accepted", "GPL", with_map, 4, &lo);
+    ASSERT_GE(fd, 0) << (*s)->last_error();
+    EXPECT_EQ(std::string(log), "checked by the test verifier\n");
+    ASSERT_EQ(seen.size(), 2u);
+    EXPECT_EQ(seen[0], "refused:2:");
+    EXPECT_EQ(seen[1], "accepted:4:named");
+    uint8_t frame[64] = {};
+    bpf_test_run_opts t{};
+    t.sz = sizeof t;
+    t.data_in = frame;
+    t.data_size_in = sizeof frame;
+    ASSERT_EQ(bpf_prog_test_run_opts(fd, &t), 0);
+    EXPECT_EQ(t.retval, uint32_t(XDP_TX));
+    close(fd);
+    close(map);
+
+    server_options none;
+    none.pin_root = testing_support::scratch_pin_root();
+    none.verify = verify_mode::builtin;
+    EXPECT_FALSE(server::create(none)) << "builtin without a verifier is refused at start";
 }
 
 TEST(Server, ElementCommandsMatchTheKernel) {
