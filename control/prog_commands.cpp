@@ -227,6 +227,13 @@ long server::impl::prog_load(union bpf_attr& a, const client_memory& mem) {
         fixed = std::move(*f);
     }
 
+    // Helpers xdprt does not have are refused before any verifier runs, in words libbpf's helper
+    // probe understands (a kernel verifier would refuse the probe for other reasons first).
+    if (xdp) {
+        helpers::link_xdp(p->link);
+        if (auto ok = isa::check(fixed, p->link.helper_check()); !ok) return reject(ok.error());
+    }
+
     // Safety (DESIGN.md invariant 5).
     if (opts.verify == verify_mode::builtin) {
         verify_request r;
@@ -296,7 +303,6 @@ long server::impl::prog_load(union bpf_attr& a, const client_memory& mem) {
     }
 
     if (xdp) {
-        helpers::link_xdp(p->link);
         p->link.resolve_pseudo = [by_fd](uint8_t src, int32_t imm, int32_t next_imm) -> result<uint64_t> {
             auto it = by_fd.find(imm);
             if (it == by_fd.end()) return fail(EBADF, "fd {} is not a map", imm);

@@ -79,6 +79,21 @@ bool is_element_command(int cmd) {
     }
 }
 
+// The kernel's commands xdprt does not serve, by name, for the refusal's message.
+const char* unserved_command_name(int cmd) {
+    switch (cmd) {
+    case 8: return "BPF_PROG_ATTACH";
+    case 9: return "BPF_PROG_DETACH";
+    case 16: return "BPF_PROG_QUERY";
+    case 17: return "BPF_RAW_TRACEPOINT_OPEN";
+    case 20: return "BPF_TASK_FD_QUERY";
+    case 33: return "BPF_ITER_CREATE";
+    case 36: return "BPF_TOKEN_CREATE";
+    case 37: return "BPF_PROG_STREAM_READ_BY_FD";
+    default: return "an unknown bpf command";
+    }
+}
+
 const command* find_command(int cmd) {
     for (const command& c : commands)
         if (c.cmd == cmd) return &c;
@@ -368,7 +383,7 @@ long server::bpf(int cmd, uint64_t attr_addr, uint32_t size, pid_t pid) {
             if (b) return _impl->refuse(E2BIG, "attr: non-zero bytes past the {} this kernel ABI knows", sizeof a);
     }
     const command* c = find_command(cmd);
-    if (!c) return _impl->refuse(EINVAL, "bpf command {} is not supported by xdprt", cmd);
+    if (!c) return _impl->refuse(EINVAL, "{} ({}) is not supported by xdprt", unserved_command_name(cmd), cmd);
     const auto* bytes = reinterpret_cast<const uint8_t*>(&a);
     for (size_t k = c->attr_end; k < sizeof a; ++k)
         if (bytes[k]) return _impl->refuse(EINVAL, "{}: non-zero attr byte at offset {} past the command's fields", c->name, k);

@@ -175,6 +175,48 @@ TEST(Server, TheBuiltinVerifierHookDecides) {
     EXPECT_FALSE(server::create(none)) << "builtin without a verifier is refused at start";
 }
 
+// libbpf's public feature probes (each a real MAP_CREATE or PROG_LOAD) answer as on the kernel
+// for the map types and XDP helpers xdprt implements.
+TEST(Server, LibbpfProbesAnswerAsOnTheKernel) {
+    REQUIRE_KERNEL_BPF();
+    auto s = make_server(engine::interpreter);
+    const bpf_map_type types[] = {
+        BPF_MAP_TYPE_HASH, BPF_MAP_TYPE_ARRAY, BPF_MAP_TYPE_PROG_ARRAY, BPF_MAP_TYPE_PERF_EVENT_ARRAY,
+        BPF_MAP_TYPE_PERCPU_HASH, BPF_MAP_TYPE_PERCPU_ARRAY, BPF_MAP_TYPE_LRU_HASH, BPF_MAP_TYPE_LRU_PERCPU_HASH,
+        BPF_MAP_TYPE_LPM_TRIE, BPF_MAP_TYPE_ARRAY_OF_MAPS, BPF_MAP_TYPE_HASH_OF_MAPS, BPF_MAP_TYPE_DEVMAP,
+        BPF_MAP_TYPE_CPUMAP, BPF_MAP_TYPE_XSKMAP, BPF_MAP_TYPE_QUEUE, BPF_MAP_TYPE_STACK, BPF_MAP_TYPE_DEVMAP_HASH,
+        BPF_MAP_TYPE_RINGBUF, BPF_MAP_TYPE_BLOOM_FILTER,
+    };
+    const bpf_func_id xdp_helpers[] = {
+        BPF_FUNC_map_lookup_elem, BPF_FUNC_map_update_elem, BPF_FUNC_map_delete_elem, BPF_FUNC_map_push_elem,
+        BPF_FUNC_map_pop_elem, BPF_FUNC_map_peek_elem, BPF_FUNC_tail_call, BPF_FUNC_ktime_get_ns,
+        BPF_FUNC_ktime_get_boot_ns, BPF_FUNC_ktime_get_coarse_ns, BPF_FUNC_jiffies64, BPF_FUNC_get_prandom_u32,
+        BPF_FUNC_get_smp_processor_id, BPF_FUNC_get_numa_node_id, BPF_FUNC_xdp_adjust_head, BPF_FUNC_xdp_adjust_tail,
+        BPF_FUNC_xdp_adjust_meta, BPF_FUNC_xdp_load_bytes, BPF_FUNC_xdp_store_bytes, BPF_FUNC_xdp_get_buff_len,
+        BPF_FUNC_csum_diff, BPF_FUNC_redirect, BPF_FUNC_redirect_map, BPF_FUNC_perf_event_output,
+        BPF_FUNC_ringbuf_output, BPF_FUNC_ringbuf_reserve, BPF_FUNC_ringbuf_submit, BPF_FUNC_ringbuf_discard,
+        BPF_FUNC_ringbuf_query, BPF_FUNC_trace_printk, BPF_FUNC_loop, BPF_FUNC_for_each_map_elem,
+        BPF_FUNC_spin_lock, BPF_FUNC_spin_unlock,
+    };
+    auto probe_all = [&] {
+        std::vector<int> r;
+        r.push_back(libbpf_probe_bpf_prog_type(BPF_PROG_TYPE_XDP, nullptr));
+        for (auto t : types) r.push_back(libbpf_probe_bpf_map_type(t, nullptr));
+        for (auto h : xdp_helpers) r.push_back(libbpf_probe_bpf_helper(BPF_PROG_TYPE_XDP, h, nullptr));
+        return r;
+    };
+    auto kernel = against(nullptr, probe_all);
+    auto ours = against(s.get(), probe_all);
+    ASSERT_EQ(kernel.size(), ours.size());
+    for (size_t k = 0; k < kernel.size(); ++k) {
+        EXPECT_EQ(kernel[k], 1) << "probe " << k << " on the kernel";
+        EXPECT_EQ(ours[k], kernel[k]) << "probe " << k << ": " << s->last_error();
+    }
+    // A helper xdprt refuses is refused at load, as the kernel refuses one a type may not call.
+    EXPECT_EQ(against(s.get(), [] { return libbpf_probe_bpf_helper(BPF_PROG_TYPE_XDP, BPF_FUNC_fib_lookup, nullptr); }), 0)
+        << s->last_error();
+}
+
 TEST(Server, ElementCommandsMatchTheKernel) {
     REQUIRE_KERNEL_BPF();
     auto s = make_server(engine::interpreter);

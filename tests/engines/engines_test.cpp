@@ -212,7 +212,7 @@ TEST(Engines, UnlinkedHelperIsRefusedAtLoad) {
     auto insns = asm_or_die("call 69\nexit\n");
     auto prog = load("nohelper", insns, link);
     ASSERT_FALSE(prog);
-    EXPECT_EQ(prog.error().message, "prog 'nohelper': insn 0: unsupported helper 69 (bpf_fib_lookup)");
+    EXPECT_EQ(prog.error().message, "prog 'nohelper': insn 0: unsupported helper 69 (bpf_fib_lookup): unknown func bpf_fib_lookup#69");
 }
 
 TEST(Interpreter, HelperUnknownToTheCheckerFaultsAtRunTime) {

@@ -114,8 +114,9 @@ result<void> check_fields(std::span<const insn> prog, size_t pc, const check_opt
         if (i.src == op::call_helper) {
             if (opts.helper_known && !opts.helper_known(i.imm, opts.helper_cookie)) {
                 auto name = helper_name(i.imm);
-                if (name.empty()) return at(pc, "call to unknown helper {}", i.imm);
-                return at(pc, "unsupported helper {} ({})", i.imm, name);
+                // After ours, the kernel verifier's wording, which libbpf's helper probe looks for.
+                if (name.empty()) return at(pc, "call to unknown helper {}: invalid func unknown#{}", i.imm, i.imm);
+                return at(pc, "unsupported helper {} ({}): unknown func {}#{}", i.imm, name, name, i.imm);
             }
             return {};
         }

@@ -5,6 +5,17 @@
 
 namespace xdprt::vm {
 
+isa::check_options linkage::helper_check() const {
+    isa::check_options c;
+    c.helper_cookie = this;
+    c.helper_known = [](int32_t id, const void* cookie) {
+        const auto& l = *static_cast<const linkage*>(cookie);
+        if (id == tail_call_helper_id && l.tail_call_target) return true;
+        return id >= 0 && static_cast<size_t>(id) < max_helper_id && l.helpers[id] != nullptr;
+    };
+    return c;
+}
+
 result<program> load(std::string name, std::span<const isa::insn> insns, const linkage& link,
                      const load_options& opts) {
     auto context = [&](error e) { return tl::unexpected(with_context(std::move(e), fmt::format("prog '{}'", name))); };
@@ -12,12 +23,9 @@ result<program> load(std::string name, std::span<const isa::insn> insns, const l
     // calling anything else is refused here, never met at run time (DESIGN.md invariant 6).
     isa::check_options check = opts.check;
     if (!check.helper_known) {
-        check.helper_cookie = &link;
-        check.helper_known = [](int32_t id, const void* cookie) {
-            const auto& l = *static_cast<const linkage*>(cookie);
-            if (id == tail_call_helper_id && l.tail_call_target) return true;
-            return id >= 0 && static_cast<size_t>(id) < max_helper_id && l.helpers[id] != nullptr;
-        };
+        isa::check_options h = link.helper_check();
+        check.helper_cookie = h.helper_cookie;
+        check.helper_known = h.helper_known;
     }
     auto layout = isa::check(insns, check);
     if (!layout) return context(layout.error());

@@ -53,6 +53,9 @@ struct linkage {
     // Memory a program reaches at run time without naming it (inner maps of a map-in-map):
     // consulted by the interpreter after the regions. Null: none.
     bool (*dynamic_memory)(uint64_t addr, uint64_t size, bool write) = nullptr;
+
+    // The check options that accept exactly the helpers this linkage provides (the default of load()).
+    isa::check_options helper_check() const;
 };
 
 // Per run (one packet, one event): counters the kernel keeps per invocation.
