@@ -151,10 +151,10 @@ struct table {
 
     // Moves retired elements whose grace period ended to the free list. Writer lock held.
     void reclaim() {
-        qsbr& d = qsbr::process();
+        const uint64_t safe_to = qsbr::process().horizon();  // one slot scan for the whole list
         while (uint32_t r = uint32_t(h.type_state[s_retired_head])) {
             elem& e = at(r - 1);
-            if (!d.safe(e.retired_tag)) break;
+            if (e.retired_tag > safe_to) break;
             h.type_state[s_retired_head] = e.list_next;
             if (e.list_next == no_elem) h.type_state[s_retired_tail] = no_elem;
             e.state = state_free;

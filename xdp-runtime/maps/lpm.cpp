@@ -132,10 +132,10 @@ struct trie {
 
     // Moves retired nodes whose grace period ended to the free list (writer lock held).
     void reclaim() {
-        qsbr& d = qsbr::process();
+        const uint64_t safe_to = qsbr::process().horizon();  // one slot scan for the whole list
         while (uint32_t r = uint32_t(h.type_state[s_retired_head])) {
             node& n = ref(r);
-            if (!d.safe(n.retired_tag)) break;
+            if (n.retired_tag > safe_to) break;
             h.type_state[s_retired_head] = n.list_next;
             if (n.list_next == none) h.type_state[s_retired_tail] = none;
             release(n);
