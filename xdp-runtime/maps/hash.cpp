@@ -191,14 +191,16 @@ struct table {
 
     // Fills a fresh element (seq makes concurrent userspace copies of a reused element retry).
     void fill(elem& e, const void* k, uint32_t hash) {
-        e.seq.fetch_add(1, std::memory_order_relaxed);  // odd: being written
+        // odd: being written. Plain load and store, no locked RMW: only writers, serialized by
+        // the writer lock, change seq.
+        e.seq.store(e.seq.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
         std::atomic_thread_fence(std::memory_order_release);
         e.hash = hash;
         std::memcpy(key(e), k, key_size());
         e.ref.store(0, std::memory_order_relaxed);
         e.state = state_live;
     }
-    void publish(elem& e) { e.seq.fetch_add(1, std::memory_order_release); }
+    void publish(elem& e) { e.seq.store(e.seq.load(std::memory_order_relaxed) + 1, std::memory_order_release); }
 
     // LRU: evicts one element found by the CLOCK sweep. Writer lock held.
     bool evict_one() {
