@@ -7,10 +7,12 @@
 // Each program runs BENCH_OPS (256) lookups or updates in a bounded loop; one BPF_PROG_TEST_RUN
 // runs it `repeat` times. Figures come from the `duration` the kernel or the server reports (ns
 // per run, its own clock around the repeat loop, so the syscall and libbpf are outside it):
-//   ns_per_op       duration / 256: one map operation plus one loop step
+//   ns_per_op       median duration / 256: one map operation plus one loop step
 //   base_ns_per_op  the same for `baseline`, the loop without the map call, run in the same
-//                   iterations
+//                   iterations (LLVM folds that loop away entirely: ~0 for the JIT)
 //   net_ns_per_op   the difference: the map operation alone
+// Medians over the iterations, because the server's duration is wall time (a run preempted by
+// another process counts in full) while the kernel stops its timer when it reschedules.
 // The harness's per-run cost (xdp_buff setup, ~30 ns) is spread over 256 operations and cancels
 // in net_ns_per_op. Manual time is the op program's duration times repeat.
 //
@@ -31,6 +33,7 @@
 #include <linux/bpf.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
@@ -182,6 +185,12 @@ int64_t test_run(int fd, int repeat, std::string& error, side s) {
     return opts.duration;
 }
 
+double median(std::vector<int64_t>& v) {
+    if (v.empty()) return 0;
+    std::nth_element(v.begin(), v.begin() + ptrdiff_t(v.size() / 2), v.end());
+    return double(v[v.size() / 2]);
+}
+
 void run_prog(benchmark::State& state, side s, const map_type& t, const bench_op& op) {
     if (!may_run(state, s)) return;
     const loaded_object& lo = object(s, t);
@@ -192,20 +201,23 @@ void run_prog(benchmark::State& state, side s, const map_type& t, const bench_op
     constexpr int repeat = 200;
     control::inprocess::scoped_route route(target(s));
     std::string error;
-    uint64_t op_ns = 0, base_ns = 0, runs = 0;
+    std::vector<int64_t> op_ns, base_ns;
+    op_ns.reserve(state.max_iterations);
+    base_ns.reserve(state.max_iterations);
     for (auto _ : state) {
         int64_t d = test_run(fd->second, repeat, error, s);
         int64_t b = d < 0 ? -1 : test_run(base_fd->second, repeat, error, s);
         if (d < 0 || b < 0) return state.SkipWithError(error.c_str());
         state.SetIterationTime(double(d) * repeat * 1e-9);
-        op_ns += uint64_t(d);
-        base_ns += uint64_t(b);
-        ++runs;
+        op_ns.push_back(d);
+        base_ns.push_back(b);
     }
-    const double ops_done = double(runs) * bench_ops;
-    state.counters["ns_per_op"] = double(op_ns) / ops_done;
-    state.counters["base_ns_per_op"] = double(base_ns) / ops_done;
-    state.counters["net_ns_per_op"] = (double(op_ns) - double(base_ns)) / ops_done;
+    // Medians: the server's duration is wall time, so a run preempted by another process counts
+    // in full (the kernel stops its timer when it reschedules); the median leaves such runs out.
+    const double per_op = median(op_ns) / bench_ops, base = median(base_ns) / bench_ops;
+    state.counters["ns_per_op"] = per_op;
+    state.counters["base_ns_per_op"] = base;
+    state.counters["net_ns_per_op"] = per_op - base;
 }
 
 // ---- control side --------------------------------------------------------------------------
