@@ -146,17 +146,23 @@ long server::impl::map_elem(int cmd, union bpf_attr& a, const client_memory& mem
     // reading it), GET_NEXT_KEY takes a null key as "the first".
     std::vector<uint8_t> key;
     const void* kp = nullptr;
+    size_t vsize = m.user_value_size();
+    std::vector<uint8_t> value(vsize);
+    bool value_read = false;  // UPDATE_ELEM reads key and value in one call
     static const uint8_t keyless_marker = 0;
     if (s.key_size == 0) {
         if (a.key) kp = &keyless_marker;
+    } else if (cmd == BPF_MAP_UPDATE_ELEM) {
+        key.resize(s.key_size);
+        if (auto ok = mem.read_two(a.key, key.data(), key.size(), a.value, value.data(), vsize); !ok) return ctx(ok.error());
+        kp = key.data();
+        value_read = true;
     } else if (a.key || cmd != BPF_MAP_GET_NEXT_KEY) {
         auto k = mem.read_vec(a.key, s.key_size);
         if (!k) return ctx(k.error());
         key = std::move(*k);
         kp = key.data();
     }
-    size_t vsize = m.user_value_size();
-    std::vector<uint8_t> value(vsize);
 
     switch (cmd) {
     case BPF_MAP_LOOKUP_ELEM: {
@@ -169,7 +175,8 @@ long server::impl::map_elem(int cmd, union bpf_attr& a, const client_memory& mem
         return 0;
     }
     case BPF_MAP_UPDATE_ELEM: {
-        if (auto ok = mem.read(a.value, value.data(), vsize); !ok) return ctx(ok.error());
+        if (!value_read)
+            if (auto ok = mem.read(a.value, value.data(), vsize); !ok) return ctx(ok.error());
         if (maps::holds_fds(s.type)) {
             auto h = resolve_value(*this, m, value.data());
             if (!h) return ctx(h.error());

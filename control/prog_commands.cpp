@@ -403,6 +403,11 @@ long server::impl::prog_test_run(union bpf_attr& a, uint64_t attr_addr, const cl
     {
         maps::qsbr::online_scope online(*reader);
         for (uint32_t k = 0; k < repeat; ++k) {
+            // Between runs the program holds no map pointer: a quiescent point, so elements a run
+            // replaced are reused within one long test run (the kernel's preallocated hash
+            // reuses them at once; without this a HASH update loop ran out of spare elements
+            // and answered ENOMEM where the kernel succeeds).
+            if (k) reader->quiescent();
             if (p.native) {
                 vm::run_state rs;
                 retval = p.native(reinterpret_cast<uint64_t>(&x), 0, &rs);

@@ -113,6 +113,21 @@ result<void> client_memory::read(uint64_t addr, void* out, size_t n) const {
     return {};
 }
 
+result<void> client_memory::read_two(uint64_t addr1, void* out1, size_t n1, uint64_t addr2, void* out2, size_t n2) const {
+    if (n1 == 0 || n2 == 0) {
+        if (auto ok = read(addr1, out1, n1); !ok) return ok;
+        return read(addr2, out2, n2);
+    }
+    if (addr1 == 0) return fail(EFAULT, "null pointer for {} bytes", n1);
+    if (addr2 == 0) return fail(EFAULT, "null pointer for {} bytes", n2);
+    iovec local[2] = {{out1, n1}, {out2, n2}};
+    iovec remote[2] = {{reinterpret_cast<void*>(addr1), n1}, {reinterpret_cast<void*>(addr2), n2}};
+    ssize_t got = process_vm_readv(pid ? pid : getpid(), local, 2, remote, 2, 0);
+    if (got == ssize_t(n1 + n2)) return {};
+    if (got < ssize_t(n1)) return fail(EFAULT, "cannot read {} bytes at {:#x}", n1, addr1);
+    return fail(EFAULT, "cannot read {} bytes at {:#x}", n2, addr2);
+}
+
 result<void> client_memory::write(uint64_t addr, const void* in, size_t n) const {
     if (n == 0) return {};
     if (addr == 0) return fail(EFAULT, "null pointer for {} bytes", n);

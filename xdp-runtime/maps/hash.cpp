@@ -151,10 +151,10 @@ struct table {
 
     // Moves retired elements whose grace period ended to the free list. Writer lock held.
     void reclaim() {
-        qsbr& d = qsbr::process();
+        const uint64_t safe_to = qsbr::process().horizon();  // one slot scan for the whole list
         while (uint32_t r = uint32_t(h.type_state[s_retired_head])) {
             elem& e = at(r - 1);
-            if (!d.safe(e.retired_tag)) break;
+            if (e.retired_tag > safe_to) break;
             h.type_state[s_retired_head] = e.list_next;
             if (e.list_next == no_elem) h.type_state[s_retired_tail] = no_elem;
             e.state = state_free;
@@ -191,14 +191,16 @@ struct table {
 
     // Fills a fresh element (seq makes concurrent userspace copies of a reused element retry).
     void fill(elem& e, const void* k, uint32_t hash) {
-        e.seq.fetch_add(1, std::memory_order_relaxed);  // odd: being written
+        // odd: being written. Plain load and store, no locked RMW: only writers, serialized by
+        // the writer lock, change seq.
+        e.seq.store(e.seq.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
         std::atomic_thread_fence(std::memory_order_release);
         e.hash = hash;
         std::memcpy(key(e), k, key_size());
         e.ref.store(0, std::memory_order_relaxed);
         e.state = state_live;
     }
-    void publish(elem& e) { e.seq.fetch_add(1, std::memory_order_release); }
+    void publish(elem& e) { e.seq.store(e.seq.load(std::memory_order_relaxed) + 1, std::memory_order_release); }
 
     // LRU: evicts one element found by the CLOCK sweep. Writer lock held.
     bool evict_one() {

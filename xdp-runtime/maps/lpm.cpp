@@ -72,6 +72,27 @@ struct lpm_key {
 
 int bit_at(const uint8_t* data, uint32_t index) { return (data[index / 8] >> (7 - index % 8)) & 1; }
 
+// `a ^ b` over `len` (1..8) bytes, first byte most significant, in the top bytes of the result:
+// its leading zero count is the number of leading bits the two share. Constant-size loads for
+// 8 and 4 bytes (IPv6 and IPv4 keys): a memcpy of a variable length is a libc call per trie level.
+uint64_t xor_be(const uint8_t* a, const uint8_t* b, uint32_t len) {
+    if (len == 8) {
+        uint64_t x, y;
+        std::memcpy(&x, a, 8);
+        std::memcpy(&y, b, 8);
+        return __builtin_bswap64(x ^ y);
+    }
+    if (len == 4) {
+        uint32_t x, y;
+        std::memcpy(&x, a, 4);
+        std::memcpy(&y, b, 4);
+        return uint64_t(__builtin_bswap32(x ^ y)) << 32;
+    }
+    uint64_t d = 0;
+    for (uint32_t i = 0; i < len; ++i) d = d << 8 | uint8_t(a[i] ^ b[i]);
+    return d << (8 * (8 - len));
+}
+
 // A view of one trie, cached per call from the header.
 struct trie {
     map& m;
@@ -101,11 +122,8 @@ struct trie {
         uint32_t limit = std::min(n.prefixlen, k.prefixlen), bits = 0;
         const uint8_t* a = data(n);
         for (uint32_t i = 0; i < data_size && bits < limit; i += 8) {
-            uint64_t x = 0, y = 0;
             uint32_t len = std::min(8u, data_size - i);
-            std::memcpy(&x, a + i, len);
-            std::memcpy(&y, k.data + i, len);
-            uint64_t diff = __builtin_bswap64(x ^ y);  // big-endian: the first byte is most significant
+            uint64_t diff = xor_be(a + i, k.data + i, len);
             if (diff) return std::min(limit, bits + uint32_t(__builtin_clzll(diff)));
             bits += 8 * len;
         }
@@ -114,10 +132,10 @@ struct trie {
 
     // Moves retired nodes whose grace period ended to the free list (writer lock held).
     void reclaim() {
-        qsbr& d = qsbr::process();
+        const uint64_t safe_to = qsbr::process().horizon();  // one slot scan for the whole list
         while (uint32_t r = uint32_t(h.type_state[s_retired_head])) {
             node& n = ref(r);
-            if (!d.safe(n.retired_tag)) break;
+            if (n.retired_tag > safe_to) break;
             h.type_state[s_retired_head] = n.list_next;
             if (n.list_next == none) h.type_state[s_retired_tail] = none;
             release(n);

@@ -79,9 +79,11 @@ struct memory_registry {
     std::shared_mutex lock;
     std::map<uint64_t, std::pair<uint64_t, bool>> ranges;  // start -> (size, read-only for programs)
 };
+// Never destroyed: maps owned by objects with static storage (a server held in a static) are
+// destroyed at exit, possibly after a function-local static registry would have been.
 memory_registry& registry() {
-    static memory_registry r;
-    return r;
+    static memory_registry* r = new memory_registry;
+    return *r;
 }
 
 }  // namespace

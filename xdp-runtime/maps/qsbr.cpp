@@ -11,9 +11,13 @@ qsbr& qsbr::process() {
 }
 
 result<qsbr::reader> qsbr::attach() {
-    for (slot& s : _slots) {
+    for (size_t i = 0; i < max_readers; ++i) {
         uint64_t expected = unused_mark;
-        if (s.seen.compare_exchange_strong(expected, offline_mark)) return reader(this, &s.seen);
+        if (!_slots[i].seen.compare_exchange_strong(expected, offline_mark)) continue;
+        // Before the reader can go online, so a scan that could miss it sees it offline.
+        for (size_t used = _slots_used.load(); used < i + 1 && !_slots_used.compare_exchange_weak(used, i + 1);) {
+        }
+        return reader(this, &_slots[i].seen);
     }
     return fail(EBUSY, "all {} map reader slots are taken", max_readers);
 }
@@ -22,12 +26,14 @@ qsbr::reader::~reader() {
     if (_d) _slot->store(unused_mark, std::memory_order_release);
 }
 
-bool qsbr::safe(uint64_t tag) const noexcept {
-    for (const slot& s : _slots) {
-        uint64_t seen = s.seen.load(std::memory_order_seq_cst);
-        if (seen > offline_mark && seen < tag) return false;
+uint64_t qsbr::horizon() const noexcept {
+    uint64_t h = UINT64_MAX;
+    const size_t used = _slots_used.load(std::memory_order_seq_cst);
+    for (size_t i = 0; i < used; ++i) {
+        uint64_t seen = _slots[i].seen.load(std::memory_order_seq_cst);
+        if (seen > offline_mark && seen < h) h = seen;
     }
-    return true;
+    return h;
 }
 
 void qsbr::defer(std::function<void()> fn) {

@@ -67,7 +67,10 @@ public:
     // Call after unlinking: the tag to keep with the unlinked memory.
     uint64_t retire() noexcept { return _epoch.fetch_add(1, std::memory_order_seq_cst) + 1; }
     // True when every online reader passed a quiescent point after the retire() that gave `tag`.
-    bool safe(uint64_t tag) const noexcept;
+    bool safe(uint64_t tag) const noexcept { return tag <= horizon(); }
+    // Every tag at or below this is safe (the oldest epoch an online reader has announced): one
+    // scan of the reader slots for a whole list of retired memory, which is in tag order.
+    uint64_t horizon() const noexcept;
     // Runs `fn` once safe(retire()) holds; poll() runs what became safe. Not for the hot path.
     void defer(std::function<void()> fn);
     void poll();
@@ -81,6 +84,7 @@ private:
     };
     std::atomic<uint64_t> _epoch{2};
     std::array<slot, max_readers> _slots;
+    std::atomic<size_t> _slots_used{0};  // slots at or past this were never attached: not scanned
     std::mutex _deferred_lock;
     std::vector<std::pair<uint64_t, std::function<void()>>> _deferred;
 };
