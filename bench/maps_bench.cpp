@@ -25,6 +25,7 @@
 //
 // The kernel rows need root; without it they are skipped with the reason. The server then runs
 // with verification off (as `unsafe`), which does not change run time.
+#include <filesystem>
 #include <benchmark/benchmark.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -79,6 +80,17 @@ control::server* the_server() {
     static std::unique_ptr<control::server> s = [] {
         control::server_options o;
         o.default_engine = control::engine::jit;
+        // Objects live in a scratch directory on /dev/shm (a tmpfs), not in the appliance's pin root.
+        static std::string root = "/dev/shm/xdprt-bench-XXXXXX";
+        if (!mkdtemp(root.data())) {
+            fmt::print(stderr, "maps_bench: mkdtemp: {}\n", std::strerror(errno));
+            std::exit(1);
+        }
+        std::atexit([] {
+            std::error_code ec;
+            std::filesystem::remove_all(root, ec);
+        });
+        o.pin_root = root;
         if (!is_root()) {
             o.verify = control::verify_mode::off;  // the kernel's verifier needs root
             o.unsafe = true;
@@ -179,7 +191,11 @@ const loaded_object& object(side s, const map_type& t) {
 // (ns per run), or -1 with the reason in `error`.
 int64_t test_run(int fd, int repeat, std::string& error, side s) {
     static const uint8_t frame[64] = {};
-    LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame, .data_size_in = sizeof frame, .repeat = repeat);
+    bpf_test_run_opts opts{};  // field by field: LIBBPF_OPTS trips clang's designated-initializer warning
+    opts.sz = sizeof opts;
+    opts.data_in = frame;
+    opts.data_size_in = sizeof frame;
+    opts.repeat = repeat;
     if (bpf_prog_test_run_opts(fd, &opts) != 0) return error = "BPF_PROG_TEST_RUN: " + last_error(s), -1;
     if (opts.retval != xdp_pass) return error = fmt::format("program returned {}: an operation failed", opts.retval), -1;
     return opts.duration;
@@ -284,7 +300,8 @@ void run_maglev_batch(benchmark::State& state, side s) {
         return kv;
     }();
     control::inprocess::scoped_route route(target(s));
-    LIBBPF_OPTS(bpf_map_batch_opts, opts, .elem_flags = 0, .flags = 0);
+    bpf_map_batch_opts opts{};
+    opts.sz = sizeof opts;
     uint64_t batches = 0;
     const uint64_t a0 = allocations.load();
     for (auto _ : state) {
