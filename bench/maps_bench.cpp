@@ -46,23 +46,7 @@
 #include "control/inprocess.h"
 #include "control/server.h"
 
-namespace {
-
-std::atomic<uint64_t> allocations{0};
-
-}  // namespace
-
-// The replaced operators pair malloc with free by design; GCC cannot see that they are a pair.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
-void* operator new(size_t n) {
-    allocations.fetch_add(1, std::memory_order_relaxed);
-    if (void* p = std::malloc(n ? n : 1)) return p;
-    throw std::bad_alloc();
-}
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete(void* p, size_t) noexcept { std::free(p); }
-#pragma GCC diagnostic pop
+#include "count_allocations.h"
 
 namespace xdprt::bench {
 namespace {
