@@ -158,7 +158,7 @@ map::~map() {
     if (_memfd >= 0) close(_memfd);
 }
 
-result<std::unique_ptr<map>> create(const spec& s) {
+result<void> check(const spec& s) {
     const ops* table = ops_for(s.type);
     if (!table) return fail(EINVAL, "map type {} ({}) is not supported", s.type, type_name(s.type));
     if (s.type != BPF_MAP_TYPE_BLOOM_FILTER && s.extra != 0) return fail(EINVAL, "map_extra is for bloom filters only");
@@ -175,7 +175,12 @@ result<std::unique_ptr<map>> create(const spec& s) {
         if (s.spin_lock_off % 4 != 0 || uint64_t(s.spin_lock_off) + 4 > s.value_size)
             return fail(EINVAL, "bpf_spin_lock at offset {} of a {}-byte value", s.spin_lock_off, s.value_size);
     }
+    return {};
+}
 
+result<std::unique_ptr<map>> create(const spec& s) {
+    if (auto ok = check(s); !ok) return tl::unexpected(ok.error());
+    const ops* table = ops_for(s.type);
     size_t data = (table->data_bytes(s) + page_bytes - 1) & ~(page_bytes - 1);
     size_t total = data + page_bytes;
     std::unique_ptr<map> m(new map());

@@ -176,6 +176,9 @@ struct ops {
 
 // Creates a map in a fresh memfd. Errors are the kernel's MAP_CREATE errnos.
 [[nodiscard]] result<std::unique_ptr<map>> create(const spec& s);
+// What create() refuses before it allocates: the kernel's map_create checks up to the type's
+// map_alloc_check (extra, flags, NUMA node, type, shape, value special fields).
+[[nodiscard]] result<void> check(const spec& s);
 
 // The bpf() map commands, as kernel/bpf/syscall.c runs them: its generic checks in its order
 // (flags, the map's BPF_F_RDONLY/WRONLY and MAP_FREEZE -> EPERM, BPF_F_LOCK without a lock ->
