@@ -315,18 +315,33 @@ long server::impl::prog_load(union bpf_attr& a, const client_memory& mem) {
         }
         ++pc;
     }
-    if (a.prog_btf_fd) {
+    // check_btf_info_early: BTF only matters with func_info or line_info; record sizes within the
+    // kernel's bounds, at most one record per instruction (the kernel needs one per subprogram
+    // and strictly increasing line offsets), so nothing here reads more than the program implies.
+    if (a.func_info_cnt || a.line_info_cnt) {
         auto b = from_fd(int(a.prog_btf_fd), obj_kind::btf);
         if (!b) return reject(b.error());
         p->btf = *b;
-        p->func_info_rec_size = a.func_info_rec_size;
-        p->line_info_rec_size = a.line_info_rec_size;
-        auto fi = mem.read_vec(a.func_info, size_t(a.func_info_cnt) * a.func_info_rec_size);
-        if (!fi) return reject(fi.error());
-        p->func_info = std::move(*fi);
-        auto li = mem.read_vec(a.line_info, size_t(a.line_info_cnt) * a.line_info_rec_size);
-        if (!li) return reject(li.error());
-        p->line_info = std::move(*li);
+        if (a.func_info_cnt) {
+            uint32_t rec = a.func_info_rec_size;
+            if (rec < 8 || rec > 252 || rec % 4) return reject(error{EINVAL, fmt::format("invalid func info rec size {}", rec)});
+            if (a.func_info_cnt > a.insn_cnt)
+                return reject(error{EINVAL, fmt::format("{} func_info records for {} insns", a.func_info_cnt, a.insn_cnt)});
+            auto fi = mem.read_vec(a.func_info, size_t(a.func_info_cnt) * rec);
+            if (!fi) return reject(fi.error());
+            p->func_info = std::move(*fi);
+            p->func_info_rec_size = rec;
+        }
+        if (a.line_info_cnt) {
+            uint32_t rec = a.line_info_rec_size;
+            if (rec < 16 || rec > 252 || rec % 4) return reject(error{EINVAL, fmt::format("invalid line info rec size {}", rec)});
+            if (a.line_info_cnt > a.insn_cnt)
+                return reject(error{EINVAL, fmt::format("{} line_info records for {} insns", a.line_info_cnt, a.insn_cnt)});
+            auto li = mem.read_vec(a.line_info, size_t(a.line_info_cnt) * rec);
+            if (!li) return reject(li.error());
+            p->line_info = std::move(*li);
+            p->line_info_rec_size = rec;
+        }
     }
 
     // Structure, then the program type's fixups.
