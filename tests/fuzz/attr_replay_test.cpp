@@ -7,10 +7,27 @@
 #include <iterator>
 
 #include <linux/bpf.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "attr_fuzz.h"
 #include "control/server.h"
+
+// A reproducer that makes the server allocate without bound must fail here, not exhaust the
+// machine: ASan builds cap single allocations, others cap the data segment.
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define XDPRT_ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__) || defined(XDPRT_ASAN)
+extern "C" const char* __asan_default_options() { return "max_allocation_size_mb=4096"; }
+#else
+static const bool data_capped = [] {
+    rlimit r{8ull << 30, 8ull << 30};
+    return setrlimit(RLIMIT_DATA, &r) == 0;
+}();
+#endif
 
 namespace xdprt::fuzz {
 namespace {
