@@ -9,6 +9,8 @@
 #include <deque>
 #include <memory>
 
+#include <fmt/format.h>
+
 #include "control/server.h"
 #include "maps/map.h"
 
@@ -90,6 +92,7 @@ public:
     // The plain command the server must still answer: an ARRAY, one update, one lookup.
     attr_outcome still_serving() {
         attr_outcome out;
+        if (!_overrun.empty()) return {false, _overrun};
         long fd = plain_map(BPF_MAP_TYPE_ARRAY, 4, 8, 2);
         if (fd < 0) {
             out.serving = false;
@@ -119,13 +122,24 @@ private:
     static void put(attr& a, size_t off, T v) {
         std::memcpy(a.data() + off, &v, sizeof v);
     }
+    // Keeps bytes alive for the input, followed by a guard the server must never write (its
+    // writes go through process_vm_writev, which ASan does not see).
     uint64_t keep(std::vector<uint8_t> bytes) {
-        _memory.push_back(std::move(bytes));
-        return reinterpret_cast<uint64_t>(_memory.back().data());
+        size_t n = bytes.size();
+        bytes.resize(n + guard_bytes, guard_value);
+        _memory.push_back({std::move(bytes), n});
+        return reinterpret_cast<uint64_t>(_memory.back().bytes.data());
     }
     long call(int cmd, attr& a, uint32_t size) {
         long r = _srv->bpf(cmd, reinterpret_cast<uint64_t>(a.data()), size);
         if (returns_fd(cmd) && r >= 0) _fds.push_back(int(r));
+        for (const auto& m : _memory) {
+            for (size_t k = m.size; k < m.bytes.size(); ++k) {
+                if (m.bytes[k] != guard_value && _overrun.empty())
+                    _overrun = fmt::format("bpf({}) wrote past the {}-byte buffer at {:#x} (offset {})", cmd, m.size,
+                                           reinterpret_cast<uint64_t>(m.bytes.data()), k);
+            }
+        }
         return r;
     }
     long plain_map(uint32_t type, uint32_t key, uint32_t value, uint32_t max) {
@@ -194,29 +208,38 @@ private:
                       type == BPF_MAP_TYPE_LRU_PERCPU_HASH;
         uint64_t vbytes = percpu ? ((uint64_t(value_size) + 7) & ~7ull) * maps::possible_cpus() : value_size;
         if (key_size > max_buffer || vbytes > max_buffer) return;
-        std::vector<uint8_t> key(std::max<uint32_t>(key_size, 1)), value(std::max<uint64_t>(vbytes, 1)), next(key.size());
+        std::vector<uint8_t> key_bytes(key_size);
         auto kb = _in.bytes(key_size);
-        std::copy(kb.begin(), kb.end(), key.begin());
+        std::copy(kb.begin(), kb.end(), key_bytes.begin());
+        uint64_t key = keep(std::move(key_bytes)), value = keep(std::vector<uint8_t>(vbytes)),
+                 next = keep(std::vector<uint8_t>(key_size));
         attr a{};
         put<uint32_t>(a, offsetof(union bpf_attr, map_fd), uint32_t(fd));
-        put<uint64_t>(a, offsetof(union bpf_attr, key), key_size ? reinterpret_cast<uint64_t>(key.data()) : 0);
-        put<uint64_t>(a, offsetof(union bpf_attr, value), reinterpret_cast<uint64_t>(value.data()));
+        put<uint64_t>(a, offsetof(union bpf_attr, key), key_size ? key : 0);
+        put<uint64_t>(a, offsetof(union bpf_attr, value), value);
         put<uint64_t>(a, offsetof(union bpf_attr, flags), _in.u8() % 4);
         call(BPF_MAP_UPDATE_ELEM, a, kernel_attr_bytes);
         put<uint64_t>(a, offsetof(union bpf_attr, flags), 0);
         call(BPF_MAP_LOOKUP_ELEM, a, kernel_attr_bytes);
-        put<uint64_t>(a, offsetof(union bpf_attr, next_key), reinterpret_cast<uint64_t>(next.data()));
+        put<uint64_t>(a, offsetof(union bpf_attr, next_key), next);
         call(BPF_MAP_GET_NEXT_KEY, a, kernel_attr_bytes);
         call(BPF_MAP_DELETE_ELEM, a, kernel_attr_bytes);
         // next_key shares its offset with value: point it back at a value-sized buffer.
-        put<uint64_t>(a, offsetof(union bpf_attr, value), reinterpret_cast<uint64_t>(value.data()));
+        put<uint64_t>(a, offsetof(union bpf_attr, value), value);
         call(BPF_MAP_LOOKUP_AND_DELETE_ELEM, a, kernel_attr_bytes);
     }
 
     reader& _in;
     std::unique_ptr<control::server> _srv;
     std::vector<int> _fds;
-    std::deque<std::vector<uint8_t>> _memory;
+    struct buffer {
+        std::vector<uint8_t> bytes;  // the buffer, then the guard
+        size_t size;
+    };
+    static constexpr size_t guard_bytes = 64;
+    static constexpr uint8_t guard_value = 0xa5;
+    std::deque<buffer> _memory;
+    std::string _overrun;
     int _array = -1, _hash = -1, _btf = -1;
 };
 
@@ -249,8 +272,16 @@ void session::map_create() {
         put<uint64_t>(a, 80, _in.chance(128) ? some_buffer(hash_size, true) : 0);
         put<uint32_t>(a, 88, hash_size);
     }
-    long fd = call(BPF_MAP_CREATE, a, attr_size(a));
-    if (fd >= 0) exercise_map(fd, type, key, value);
+    uint32_t size = attr_size(a);  // may rewrite a byte of the attr: read the shape back after it
+    long fd = call(BPF_MAP_CREATE, a, size);
+    auto field = [&](size_t off) {
+        uint32_t v = 0;
+        if (off + 4 <= size) std::memcpy(&v, a.data() + off, 4);
+        return v;
+    };
+    if (fd >= 0)
+        exercise_map(fd, field(offsetof(union bpf_attr, map_type)), field(offsetof(union bpf_attr, key_size)),
+                     field(offsetof(union bpf_attr, value_size)));
 }
 
 void session::prog_load() {
