@@ -3,6 +3,7 @@
 #include <linux/btf.h>
 
 #include <cerrno>
+#include <cstddef>
 #include <cstring>
 
 namespace xdprt::control {
@@ -11,6 +12,7 @@ namespace {
 
 constexpr uint32_t max_btf_bytes = 16u << 20;  // BTF_MAX_SIZE
 constexpr uint32_t max_kind = BTF_KIND_ENUM64;
+constexpr int enotsupp = 524;  // the kernel's ENOTSUPP
 
 // Bytes after the 12-byte btf_type record, per kind.
 result<uint32_t> extra_bytes(uint32_t kind, uint32_t vlen) {
@@ -34,16 +36,20 @@ result<uint32_t> extra_bytes(uint32_t kind, uint32_t vlen) {
 
 result<btf> btf::parse(std::span<const uint8_t> raw) {
     btf b;
-    if (raw.size() < sizeof(btf_header)) return fail(EINVAL, "btf: {} bytes, shorter than its header", raw.size());
+    // btf_parse_hdr's order: hdr_len present and inside, unknown header bytes zero, magic,
+    // version and flags (ENOTSUPP), some data after the header, then the sections.
     if (raw.size() > max_btf_bytes) return fail(E2BIG, "btf: {} bytes, above {}", raw.size(), max_btf_bytes);
-    btf_header h;
-    std::memcpy(&h, raw.data(), sizeof h);
-    if (h.magic != BTF_MAGIC) return fail(EINVAL, "btf: invalid magic {:#x}", h.magic);
-    if (h.version != BTF_VERSION) return fail(EINVAL, "btf: unsupported version {}", h.version);
-    if (h.flags) return fail(EINVAL, "btf: unsupported flags {:#x}", h.flags);
-    if (h.hdr_len < sizeof(btf_header) || h.hdr_len > raw.size()) return fail(EINVAL, "btf: invalid hdr_len {}", h.hdr_len);
+    if (raw.size() < offsetof(btf_header, hdr_len) + 4) return fail(EINVAL, "btf: hdr_len not found");
+    btf_header h{};
+    std::memcpy(&h, raw.data(), std::min(raw.size(), sizeof h));
+    if (h.hdr_len > raw.size()) return fail(EINVAL, "btf: btf_header not found");
     for (size_t k = sizeof(btf_header); k < h.hdr_len; ++k)
         if (raw[k]) return fail(E2BIG, "btf: unsupported btf_header");
+    if (h.magic != BTF_MAGIC) return fail(EINVAL, "btf: invalid magic {:#x}", h.magic);
+    if (h.version != BTF_VERSION) return fail(enotsupp, "btf: unsupported version {}", h.version);
+    if (h.flags) return fail(enotsupp, "btf: unsupported flags {:#x}", h.flags);
+    if (raw.size() == h.hdr_len) return fail(EINVAL, "btf: no data");
+    if (h.hdr_len < sizeof(btf_header)) return fail(EINVAL, "btf: invalid hdr_len {}", h.hdr_len);
     uint64_t data_len = raw.size() - h.hdr_len;
     if ((h.type_off & 3) || uint64_t(h.type_off) + h.type_len > data_len || uint64_t(h.str_off) + h.str_len > data_len)
         return fail(EINVAL, "btf: section out of range");
@@ -139,6 +145,11 @@ uint32_t btf::type_size(uint32_t id) const {
     default:
         return 0;
     }
+}
+
+uint32_t btf::resolved_kind(uint32_t id) const {
+    id = resolve(id);
+    return id ? kind(_types[id - 1]) : 0;
 }
 
 int32_t btf::spin_lock_offset(uint32_t id) const {

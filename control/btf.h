@@ -25,6 +25,8 @@ public:
     std::string_view type_name(uint32_t id) const;
     // The byte size of a type, following typedefs and modifiers; 0 when it has none.
     uint32_t type_size(uint32_t id) const;
+    // The BTF_KIND_* of `id` after typedefs and modifiers; 0 (void) when it resolves to nothing.
+    uint32_t resolved_kind(uint32_t id) const;
     // Offset of a `struct bpf_spin_lock` member at the top level of struct `id`, -1 when none.
     int32_t spin_lock_offset(uint32_t id) const;
 

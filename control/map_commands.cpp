@@ -2,6 +2,9 @@
 #include <net/if.h>
 #include <sys/socket.h>
 
+#include <linux/btf.h>
+
+#include <array>
 #include <cerrno>
 #include <cstring>
 
@@ -15,40 +18,99 @@ bool is_map_in_map(uint32_t t) { return t == BPF_MAP_TYPE_ARRAY_OF_MAPS || t == 
 
 }  // namespace
 
-long server::impl::map_create(union bpf_attr& a, const client_memory&) {
-    auto name = object_name(a.map_name);
-    if (!name) return refuse(name.error());
-    if (a.map_ifindex) return refuse(EINVAL, "map '{}': offload to ifindex {} is not supported", *name, a.map_ifindex);
-    if (a.btf_vmlinux_value_type_id) return refuse(EINVAL, "map '{}': btf_vmlinux_value_type_id is for struct_ops", *name);
+// map_check_btf: the key and value types must have the map's sizes (a keyless BTF key only
+// where the type allows one), then the type's own rule. ENOTSUPP for types that take no BTF.
+static result<void> check_map_btf(const maps::spec& s, const btf& b, uint32_t key_id, uint32_t value_id) {
+    uint32_t t = s.type;
+    bool no_btf = t == BPF_MAP_TYPE_DEVMAP || t == BPF_MAP_TYPE_DEVMAP_HASH || t == BPF_MAP_TYPE_CPUMAP ||
+                  t == BPF_MAP_TYPE_XSKMAP || t == BPF_MAP_TYPE_PERF_EVENT_ARRAY;
+    bool array_like = t == BPF_MAP_TYPE_ARRAY || t == BPF_MAP_TYPE_PERCPU_ARRAY || t == BPF_MAP_TYPE_PROG_ARRAY;
+    bool own_check = no_btf || array_like || t == BPF_MAP_TYPE_BLOOM_FILTER || t == BPF_MAP_TYPE_LPM_TRIE;
+    if (key_id && (key_id > b.type_count() || !b.type_size(key_id) || b.type_size(key_id) != s.key_size))
+        return fail(EINVAL, "btf key type {} does not have key_size {}", key_id, s.key_size);
+    if (!key_id && !own_check) return fail(EINVAL, "{} needs a btf key type", maps::type_name(t));
+    if (value_id > b.type_count() || !b.type_size(value_id) || b.type_size(value_id) != s.value_size)
+        return fail(EINVAL, "btf value type {} does not have value_size {}", value_id, s.value_size);
+    if (no_btf) return fail(maps_enotsupp, "{} takes no btf", maps::type_name(t));
+    uint32_t key_kind = key_id ? b.resolved_kind(key_id) : 0;
+    if (array_like) {
+        if (!key_id) {
+            if (t != BPF_MAP_TYPE_ARRAY || s.max_entries != 1 || b.resolved_kind(value_id) != BTF_KIND_DATASEC)
+                return fail(EINVAL, "a keyless btf array is a global data section");
+        } else if (key_kind != BTF_KIND_INT || b.type_size(key_id) != 4) {
+            return fail(EINVAL, "an array key is a 32-bit int");
+        }
+    }
+    if (t == BPF_MAP_TYPE_BLOOM_FILTER && key_id) return fail(EINVAL, "bloom filters have no key type");
+    if (t == BPF_MAP_TYPE_LPM_TRIE && key_kind != BTF_KIND_STRUCT) return fail(EINVAL, "an lpm_trie key is a struct");
+    return {};
+}
+
+// In map_create's order: the attr, the type's checks, offload and token, the name, BTF, the
+// exclusive-program hash; allocation last (the kernel allocates before the name, which only
+// matters when memory runs out).
+long server::impl::map_create(union bpf_attr& a, const client_memory& mem) {
+    bool token = a.map_flags & f_token_fd;
+    if (a.btf_vmlinux_value_type_id) {
+        if (a.map_type != BPF_MAP_TYPE_STRUCT_OPS || a.btf_key_type_id || a.btf_value_type_id)
+            return refuse(EINVAL, "btf_vmlinux_value_type_id is for struct_ops maps alone");
+    } else if (a.btf_key_type_id && !a.btf_value_type_id) {
+        return refuse(EINVAL, "btf key type without a value type");
+    }
     maps::spec s;
     s.type = a.map_type;
     s.key_size = a.key_size;
     s.value_size = a.value_size;
     s.max_entries = a.max_entries;
-    s.flags = a.map_flags;
+    s.flags = a.map_flags & ~f_token_fd;
     s.extra = a.map_extra;
     s.numa_node = (a.map_flags & BPF_F_NUMA_NODE) ? a.numa_node : 0;
-    s.name = *name;
     object_ref btf_obj, inner;
-    if (a.btf_key_type_id || a.btf_value_type_id) {
-        auto b = from_fd(int(a.btf_fd), obj_kind::btf);
-        if (!b) return refuse(with_context(b.error(), fmt::format("map '{}': btf_fd", *name)));
-        btf_obj = *b;
-        if (!a.btf_value_type_id || a.btf_value_type_id > btf_obj->btf->type_count() || a.btf_key_type_id > btf_obj->btf->type_count())
-            return refuse(EINVAL, "map '{}': btf type ids {}/{} out of range", *name, a.btf_key_type_id, a.btf_value_type_id);
-        s.spin_lock_off = btf_obj->btf->spin_lock_offset(a.btf_value_type_id);
-    }
     if (is_map_in_map(s.type)) {
+        // bpf_map_meta_alloc runs in the type's alloc: after the shape checks, before the name.
+        if (auto ok = maps::check(s); !ok && ok.error().code != EBADF)  // EBADF: no inner map yet
+            return refuse(ok.error());
         auto in = from_fd(int(a.inner_map_fd), obj_kind::map);
-        if (!in) return refuse(with_context(in.error(), fmt::format("map '{}': inner_map_fd", *name)));
+        if (!in) return refuse(with_context(in.error(), "inner_map_fd"));
         uint32_t it = (*in)->map->type();
         if (is_map_in_map(it) || it == BPF_MAP_TYPE_PROG_ARRAY || it == BPF_MAP_TYPE_RINGBUF || maps::holds_fds(it))
-            return refuse(EINVAL, "map '{}': a {} cannot be an inner map", *name, maps::type_name(it));
+            return refuse(EINVAL, "a {} cannot be an inner map", maps::type_name(it));
         inner = *in;
         s.inner = inner->map.get();
     }
+    if (auto ok = maps::check(s); !ok) return refuse(ok.error());
+    if (a.map_ifindex) {
+        // bpf_map_offload_map_alloc: HASH and ARRAY only, on a device that offloads; none here does.
+        if (s.type != BPF_MAP_TYPE_HASH && s.type != BPF_MAP_TYPE_ARRAY) return refuse(EINVAL, "offload of a {}", maps::type_name(s.type));
+        if (!if_indextoname(a.map_ifindex, std::array<char, IF_NAMESIZE>{}.data()))
+            return refuse(EINVAL, "offload: no interface with ifindex {}", a.map_ifindex);
+        return refuse(EOPNOTSUPP, "offload to ifindex {}: no device offloads maps here", a.map_ifindex);
+    }
+    if (token)
+        if (auto ok = no_token(attr_field<int32_t>(a, attr_off::map_token_fd)); !ok) return refuse(ok.error());
+    auto name = object_name(a.map_name);
+    if (!name) return refuse(name.error());
+    s.name = *name;
+    auto ctx = [&](error e) { return refuse(with_context(std::move(e), fmt::format("map '{}'", *name))); };
+    if (a.btf_key_type_id || a.btf_value_type_id) {
+        auto b = from_fd(int(a.btf_fd), obj_kind::btf);
+        if (!b) return ctx(with_context(b.error(), "btf_fd"));
+        btf_obj = *b;
+        if (auto ok = check_map_btf(s, *btf_obj->btf, a.btf_key_type_id, a.btf_value_type_id); !ok) return ctx(ok.error());
+        s.spin_lock_off = btf_obj->btf->spin_lock_offset(a.btf_value_type_id);
+    }
+    uint64_t excl_hash = attr_field<uint64_t>(a, attr_off::excl_prog_hash);
+    uint32_t excl_hash_size = attr_field<uint32_t>(a, attr_off::excl_prog_hash_size);
+    if (excl_hash) {
+        if (excl_hash_size != 32) return ctx(error{EINVAL, fmt::format("excl_prog_hash_size {}", excl_hash_size)});
+        std::array<uint8_t, 32> sha;
+        if (auto ok = mem.read(excl_hash, sha.data(), sha.size()); !ok) return ctx(ok.error());
+        return ctx(error{EOPNOTSUPP, "maps exclusive to one program (excl_prog_hash) are not supported"});
+    } else if (excl_hash_size) {
+        return ctx(error{EINVAL, "excl_prog_hash_size without excl_prog_hash"});
+    }
     auto m = maps::create(s, store_fd);
-    if (!m) return refuse(with_context(m.error(), fmt::format("map '{}'", *name)));
+    if (!m) return ctx(m.error());
     int handle = (*m)->memfd();
     auto o = add(obj_kind::map, *name, handle);
     if (!o) return refuse(o.error());
@@ -142,6 +204,17 @@ long server::impl::map_elem(int cmd, union bpf_attr& a, const client_memory& mem
     auto ctx = [&](error e) { return refuse(with_context(std::move(e), fmt::format("map '{}'", s.name))); };
     if (maps::holds_fds(s.type)) dirty = true;  // an entry's object may have lost its last reference
 
+    // The fd's access, then BPF_F_LOCK, before any user memory is read (map_lookup_elem & co.).
+    bool readable = !(s.flags & BPF_F_WRONLY);
+    bool writable = !(s.flags & BPF_F_RDONLY) && !m.header().frozen.load(std::memory_order_acquire);
+    bool reads = cmd == BPF_MAP_LOOKUP_ELEM || cmd == BPF_MAP_GET_NEXT_KEY || cmd == BPF_MAP_LOOKUP_AND_DELETE_ELEM;
+    bool writes = cmd == BPF_MAP_UPDATE_ELEM || cmd == BPF_MAP_DELETE_ELEM || cmd == BPF_MAP_LOOKUP_AND_DELETE_ELEM;
+    if ((reads && !readable) || (writes && !writable)) return ctx(error{EPERM, "the map is not open for that, or frozen"});
+    if (cmd == BPF_MAP_LOOKUP_AND_DELETE_ELEM && a.flags && (s.type == BPF_MAP_TYPE_QUEUE || s.type == BPF_MAP_TYPE_STACK))
+        return ctx(error{EINVAL, "pop takes no flags"});
+    bool takes_flags = cmd == BPF_MAP_LOOKUP_ELEM || cmd == BPF_MAP_UPDATE_ELEM || cmd == BPF_MAP_LOOKUP_AND_DELETE_ELEM;
+    if (takes_flags && (a.flags & BPF_F_LOCK) && s.spin_lock_off < 0) return ctx(error{EINVAL, "BPF_F_LOCK without a bpf_spin_lock"});
+
     // __bpf_copy_key: keyless types must get a null key (maps:: refuses a non-null one before
     // reading it), GET_NEXT_KEY takes a null key as "the first".
     std::vector<uint8_t> key;
@@ -213,8 +286,25 @@ long server::impl::map_freeze(union bpf_attr& a) {
     return 0;
 }
 
-// Batches: the element operations over arrays of keys and values, as generic_map_*_batch do.
-// The cursor (in_batch / out_batch) is a key: the last one returned.
+// Batches: the element operations over arrays of keys and values, as bpf_map_do_batch and the
+// types' batch ops (generic_map_*_batch, htab's own lookups) do. The cursor (in_batch /
+// out_batch) is a key: the last one returned.
+namespace {
+enum class batch_kind { none, generic, htab };
+batch_kind batch_support(uint32_t type, int cmd) {
+    bool hash = type == BPF_MAP_TYPE_HASH || type == BPF_MAP_TYPE_PERCPU_HASH || type == BPF_MAP_TYPE_LRU_HASH ||
+                type == BPF_MAP_TYPE_LRU_PERCPU_HASH || type == BPF_MAP_TYPE_HASH_OF_MAPS;
+    bool array = type == BPF_MAP_TYPE_ARRAY || type == BPF_MAP_TYPE_PERCPU_ARRAY || type == BPF_MAP_TYPE_ARRAY_OF_MAPS;
+    bool lpm = type == BPF_MAP_TYPE_LPM_TRIE;
+    switch (cmd) {
+    case BPF_MAP_LOOKUP_BATCH: return hash ? batch_kind::htab : (array || lpm) ? batch_kind::generic : batch_kind::none;
+    case BPF_MAP_LOOKUP_AND_DELETE_BATCH: return hash ? batch_kind::htab : batch_kind::none;
+    case BPF_MAP_UPDATE_BATCH: return (hash || array || lpm) ? batch_kind::generic : batch_kind::none;
+    default: return (hash || lpm) ? batch_kind::generic : batch_kind::none;
+    }
+}
+}  // namespace
+
 long server::impl::map_batch(int cmd, union bpf_attr& a, uint64_t attr_addr, const client_memory& mem) {
     auto o = from_fd(int(a.batch.map_fd), obj_kind::map);
     if (!o) return refuse(o.error());
@@ -222,47 +312,50 @@ long server::impl::map_batch(int cmd, union bpf_attr& a, uint64_t attr_addr, con
     const maps::spec& s = m.spec();
     auto ctx = [&](error e) { return refuse(with_context(std::move(e), fmt::format("map '{}'", s.name))); };
     if (maps::holds_fds(s.type)) dirty = true;
+    bool reads = cmd == BPF_MAP_LOOKUP_BATCH || cmd == BPF_MAP_LOOKUP_AND_DELETE_BATCH;
+    bool writes = cmd != BPF_MAP_LOOKUP_BATCH;
+    bool writable = !(s.flags & BPF_F_RDONLY) && !m.header().frozen.load(std::memory_order_acquire);
+    if ((reads && (s.flags & BPF_F_WRONLY)) || (writes && !writable)) return ctx(error{EPERM, "the map is not open for that, or frozen"});
+    batch_kind kind = batch_support(s.type, cmd);
+    if (kind == batch_kind::none) return ctx(error{maps_enotsupp, fmt::format("{} has no such batch operation", maps::type_name(s.type))});
     if (a.batch.elem_flags & ~uint64_t(BPF_F_LOCK)) return ctx(error{EINVAL, "elem_flags"});
-    if (a.batch.flags) return ctx(error{EINVAL, "flags"});
     if ((a.batch.elem_flags & BPF_F_LOCK) && s.spin_lock_off < 0) return ctx(error{EINVAL, "BPF_F_LOCK without a bpf_spin_lock"});
-    size_t ks = s.key_size, vs = m.user_value_size();
+    if (kind == batch_kind::htab && a.batch.flags) return ctx(error{EINVAL, "flags"});
     uint32_t max = a.batch.count;
+    if (max == 0) return 0;
     uint32_t done = 0;
+    auto put_count = [&] { return mem.write(attr_addr + offsetof(union bpf_attr, batch.count), &done, 4); };
+    if (auto ok = put_count(); !ok) return ctx(ok.error());
+    size_t ks = s.key_size, vs = m.user_value_size();
+    if (cmd == BPF_MAP_UPDATE_BATCH || cmd == BPF_MAP_DELETE_BATCH) {
+        // One element at a time, as the kernel copies them: a fault stops the batch where it is.
+        std::vector<uint8_t> key(ks), value(vs);
+        result<void> ok;
+        for (; done < max; ++done) {
+            ok = mem.read(a.batch.keys + uint64_t(done) * ks, key.data(), ks);
+            if (ok && cmd == BPF_MAP_UPDATE_BATCH) ok = mem.read(a.batch.values + uint64_t(done) * vs, value.data(), vs);
+            if (!ok) break;
+            if (cmd == BPF_MAP_DELETE_BATCH) {
+                ok = maps::delete_elem(m, key.data());
+            } else if (maps::holds_fds(s.type)) {
+                auto h = resolve_value(*this, m, value.data());
+                ok = h ? maps::update_object(m, key.data(), std::move(*h), a.batch.elem_flags) : tl::unexpected(h.error());
+            } else {
+                ok = maps::update_elem(m, key.data(), value.data(), a.batch.elem_flags);
+            }
+            if (!ok) break;
+        }
+        if (auto put = put_count(); !put) return ctx(put.error());
+        if (!ok) return ctx(ok.error());
+        return 0;
+    }
     auto report = [&](long r) {
-        (void)mem.write(attr_addr + offsetof(union bpf_attr, batch.count), &done, 4);
+        (void)put_count();
         return r;
     };
-    if (cmd == BPF_MAP_UPDATE_BATCH || cmd == BPF_MAP_DELETE_BATCH) {
-        auto keys = mem.read_vec(a.batch.keys, ks * max);
-        if (!keys) return report(ctx(keys.error()));
-        std::vector<uint8_t> values;
-        if (cmd == BPF_MAP_UPDATE_BATCH) {
-            auto v = mem.read_vec(a.batch.values, vs * max);
-            if (!v) return report(ctx(v.error()));
-            values = std::move(*v);
-        }
-        for (; done < max; ++done) {
-            const uint8_t* k = keys->data() + ks * done;
-            result<void> ok;
-            if (cmd == BPF_MAP_DELETE_BATCH) {
-                ok = maps::delete_elem(m, k);
-            } else if (maps::holds_fds(s.type)) {
-                auto h = resolve_value(*this, m, values.data() + vs * done);
-                ok = h ? maps::update_object(m, k, std::move(*h), a.batch.elem_flags) : tl::unexpected(h.error());
-            } else {
-                ok = maps::update_elem(m, k, values.data() + vs * done, a.batch.elem_flags);
-            }
-            if (!ok) return report(ctx(ok.error()));
-        }
-        return report(0);
-    }
     // Lookups walk keys from the cursor.
-    if (!m.ops().next_key || !m.ops().copy_out) return ctx(error{EINVAL, "batch lookup is not supported"});
+    if (!m.ops().next_key || !m.ops().copy_out) return ctx(error{maps_enotsupp, "batch lookup is not supported"});
     bool del = cmd == BPF_MAP_LOOKUP_AND_DELETE_BATCH;
-    if (s.flags & BPF_F_WRONLY) return ctx(error{EPERM, "write-only"});
-    bool writable = !(s.flags & BPF_F_RDONLY) && !m.header().frozen.load(std::memory_order_acquire);
-    if (del && !writable) return ctx(error{EPERM, "read-only or frozen"});
-    if (max == 0) return ctx(error{EINVAL, "count 0"});
     std::vector<uint8_t> cursor(ks);
     bool from_start = a.batch.in_batch == 0;
     if (!from_start) {

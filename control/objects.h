@@ -5,6 +5,9 @@
 #include <sys/types.h>
 
 #include <array>
+#include <cerrno>
+#include <cstddef>
+#include <cstring>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -25,6 +28,42 @@ namespace xdprt::control {
 enum class obj_kind { map, prog, btf, link };
 
 inline constexpr int maps_enotsupp = 524;  // the kernel's ENOTSUPP, returned by bpf() as is
+
+// The union bpf_attr of the kernel xdprt answers for (6.18): 168 bytes, where Debian 12's
+// <linux/bpf.h> (6.1) declares 144. The server reads attrs into a buffer of the larger size and
+// reaches the fields the header does not name by offset.
+inline constexpr size_t kernel_attr_bytes = sizeof(union bpf_attr) > 168 ? sizeof(union bpf_attr) : 168;
+namespace attr_off {
+inline constexpr size_t map_value_type_btf_obj_fd = 72, map_token_fd = 76, excl_prog_hash = 80,
+                        excl_prog_hash_size = 88, map_create_end = 92;
+inline constexpr size_t log_true_size = 140, prog_token_fd = 144, fd_array_cnt = 148, signature = 152,
+                        signature_size = 160, keyring_id = 164, prog_load_end = 168;
+inline constexpr size_t btf_log_true_size = 28, btf_flags = 32, btf_token_fd = 36, btf_load_end = 40;
+inline constexpr size_t path_fd = 16, obj_end = 20;
+inline constexpr size_t fd_by_id_token_fd = 12, btf_get_fd_by_id_end = 16;
+}  // namespace attr_off
+inline constexpr uint32_t f_token_fd = 1u << 16;              // BPF_F_TOKEN_FD (map, prog, BTF flags)
+inline constexpr uint32_t f_xdp_dev_bound_only = 1u << 6;     // BPF_F_XDP_DEV_BOUND_ONLY
+inline constexpr uint32_t f_test_reg_invariants = 1u << 7;    // BPF_F_TEST_REG_INVARIANTS
+inline constexpr uint32_t f_path_fd = 1u << 14;               // BPF_F_PATH_FD (OBJ_PIN, OBJ_GET)
+
+// An attr as the server holds it: the header's union, then the bytes newer kernels added.
+struct attr_buffer {
+    union bpf_attr a;
+    uint8_t newer[kernel_attr_bytes - sizeof(union bpf_attr)];
+};
+static_assert(offsetof(attr_buffer, a) == 0 && sizeof(attr_buffer) == kernel_attr_bytes);
+
+// A field of the 6.18 attr by offset; `a` must be the `a` of an attr_buffer.
+template <class T>
+T attr_field(const union bpf_attr& a, size_t off) {
+    T v;
+    std::memcpy(&v, reinterpret_cast<const uint8_t*>(&a) + off, sizeof v);
+    return v;
+}
+
+// bpf_token_get_from_fd: xdprt has no BPF tokens, so an open fd is never one (EINVAL).
+[[nodiscard]] result<void> no_token(int fd);
 
 // bpf_obj_name_cpy: letters, digits, '_' and '.', NUL-terminated within BPF_OBJ_NAME_LEN (EINVAL).
 [[nodiscard]] result<std::string> object_name(const char (&raw)[BPF_OBJ_NAME_LEN]);

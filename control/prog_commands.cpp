@@ -114,10 +114,16 @@ result<int> shadow_map(const object& o, kernel_fds& fds, std::map<const object*,
 
 // ---- BTF_LOAD ------------------------------------------------------------------------------
 
+// bpf_btf_load, then btf_parse: flags and token, the size, the log attributes, the blob. With
+// `verify: kernel` the kernel parses the blob too (its log and its verdict are the answer).
 long server::impl::btf_load(union bpf_attr& a, const client_memory& mem) {
+    uint32_t flags = attr_field<uint32_t>(a, attr_off::btf_flags);
+    if (flags & ~f_token_fd) return refuse(EINVAL, "btf_flags {:#x}", flags);
+    if (flags & f_token_fd)
+        if (auto ok = no_token(attr_field<int32_t>(a, attr_off::btf_token_fd)); !ok) return refuse(ok.error());
+    if (a.btf_size > (16u << 20)) return refuse(E2BIG, "btf: {} bytes", a.btf_size);
     load_log log{a.btf_log_level, a.btf_log_buf, a.btf_log_size, {}};
     if (auto ok = log.check(); !ok) return refuse(ok.error());
-    if (a.btf_size > (16u << 20)) return refuse(E2BIG, "btf: {} bytes", a.btf_size);
     auto raw = mem.read_vec(a.btf, a.btf_size);
     if (!raw) return refuse(raw.error());
     auto b = btf::parse(*raw);
@@ -125,6 +131,26 @@ long server::impl::btf_load(union bpf_attr& a, const client_memory& mem) {
         log.text = b.error().message + "\n";
         log.flush(mem);
         return refuse(b.error());
+    }
+    if (opts.verify == verify_mode::kernel) {
+        union bpf_attr ka;
+        std::memset(&ka, 0, sizeof ka);
+        ka.btf = reinterpret_cast<uint64_t>(raw->data());
+        ka.btf_size = uint32_t(raw->size());
+        std::vector<char> klog(log.buf ? std::min<uint32_t>(log.size, 16u << 20) : 0);
+        if (log.buf) {
+            ka.btf_log_level = log.level;
+            ka.btf_log_buf = reinterpret_cast<uint64_t>(klog.data());
+            ka.btf_log_size = uint32_t(klog.size());
+        }
+        long kfd = kernel_bpf(BPF_BTF_LOAD, &ka, sizeof ka);
+        if (log.buf) {
+            klog.back() = 0;
+            log.text = klog.data();
+            log.flush(mem);
+        }
+        if (kfd < 0) return refuse(int(-kfd), "btf: the kernel refused it ({})", strerror(int(-kfd)));
+        close(int(kfd));
     }
     auto handle = new_file("btf");
     if (!handle) return refuse(handle.error());
@@ -136,25 +162,111 @@ long server::impl::btf_load(union bpf_attr& a, const client_memory& mem) {
 
 // ---- PROG_LOAD -----------------------------------------------------------------------------
 
+namespace {
+
+// 6.18 values past Debian 12's header.
+constexpr uint32_t prog_type_netfilter = 32, attach_netfilter = 45, attach_unix_first = 49, attach_unix_last = 53;
+constexpr uint32_t btf_max_type = 0xfffff;
+
+// bpf_prog_load_check_attach: which expected_attach_type each program type may name.
+bool attach_ok(uint32_t type, uint32_t eat, bool attach_btf, uint32_t btf_id, bool dst_prog) {
+    bool btf_types = type == BPF_PROG_TYPE_TRACING || type == BPF_PROG_TYPE_LSM || type == BPF_PROG_TYPE_STRUCT_OPS ||
+                     type == BPF_PROG_TYPE_EXT;
+    if (btf_id && (btf_id > btf_max_type || (!attach_btf && !dst_prog) || !btf_types)) return false;
+    if (attach_btf && (!btf_id || dst_prog)) return false;
+    if (dst_prog && type != BPF_PROG_TYPE_TRACING && type != BPF_PROG_TYPE_EXT) return false;
+    auto one_of = [eat](std::initializer_list<uint32_t> ok) { return std::find(ok.begin(), ok.end(), eat) != ok.end(); };
+    switch (type) {
+    case BPF_PROG_TYPE_CGROUP_SOCK:
+        return one_of({BPF_CGROUP_INET_SOCK_CREATE, BPF_CGROUP_INET_SOCK_RELEASE, BPF_CGROUP_INET4_POST_BIND, BPF_CGROUP_INET6_POST_BIND});
+    case BPF_PROG_TYPE_CGROUP_SOCK_ADDR:
+        return one_of({BPF_CGROUP_INET4_BIND, BPF_CGROUP_INET6_BIND, BPF_CGROUP_INET4_CONNECT, BPF_CGROUP_INET6_CONNECT,
+                       BPF_CGROUP_INET4_GETPEERNAME, BPF_CGROUP_INET6_GETPEERNAME, BPF_CGROUP_INET4_GETSOCKNAME,
+                       BPF_CGROUP_INET6_GETSOCKNAME, BPF_CGROUP_UDP4_SENDMSG, BPF_CGROUP_UDP6_SENDMSG,
+                       BPF_CGROUP_UDP4_RECVMSG, BPF_CGROUP_UDP6_RECVMSG}) ||
+               (eat >= attach_unix_first && eat <= attach_unix_last);
+    case BPF_PROG_TYPE_CGROUP_SKB: return one_of({BPF_CGROUP_INET_INGRESS, BPF_CGROUP_INET_EGRESS});
+    case BPF_PROG_TYPE_CGROUP_SOCKOPT: return one_of({BPF_CGROUP_SETSOCKOPT, BPF_CGROUP_GETSOCKOPT});
+    case BPF_PROG_TYPE_SK_LOOKUP: return eat == BPF_SK_LOOKUP;
+    case BPF_PROG_TYPE_SK_REUSEPORT: return one_of({BPF_SK_REUSEPORT_SELECT, BPF_SK_REUSEPORT_SELECT_OR_MIGRATE});
+    case prog_type_netfilter: return eat == attach_netfilter;
+    case BPF_PROG_TYPE_SYSCALL: case BPF_PROG_TYPE_EXT: return eat == 0;
+    default: return true;
+    }
+}
+
+}  // namespace
+
+// In bpf_prog_load's order: flags, token, insn_cnt, attach target, expected_attach_type, the
+// instructions and license, signature, device, program type, name; then bpf_check's: the log
+// attributes, fd_array, the instructions' map references, the verifier.
 long server::impl::prog_load(union bpf_attr& a, const client_memory& mem) {
-    constexpr uint32_t known_flags = BPF_F_STRICT_ALIGNMENT | BPF_F_ANY_ALIGNMENT | BPF_F_TEST_STATE_FREQ |
-                                     BPF_F_SLEEPABLE | BPF_F_TEST_RND_HI32 | BPF_F_XDP_HAS_FRAGS;
+    constexpr uint32_t known_flags = BPF_F_STRICT_ALIGNMENT | BPF_F_ANY_ALIGNMENT | BPF_F_TEST_STATE_FREQ | BPF_F_SLEEPABLE |
+                                     BPF_F_TEST_RND_HI32 | BPF_F_XDP_HAS_FRAGS | f_xdp_dev_bound_only |
+                                     f_test_reg_invariants | f_token_fd;
     if (a.prog_flags & ~known_flags) return refuse(EINVAL, "prog_flags {:#x}", a.prog_flags);
+    // bpf_prog_load_fixup_attach_type: two types default their attach type.
+    if (a.prog_type == BPF_PROG_TYPE_CGROUP_SOCK && !a.expected_attach_type) a.expected_attach_type = BPF_CGROUP_INET_SOCK_CREATE;
+    if (a.prog_type == BPF_PROG_TYPE_SK_REUSEPORT && !a.expected_attach_type) a.expected_attach_type = BPF_SK_REUSEPORT_SELECT;
+    if (a.prog_flags & f_token_fd)
+        if (auto ok = no_token(attr_field<int32_t>(a, attr_off::prog_token_fd)); !ok) return refuse(ok.error());
     if (a.insn_cnt == 0 || a.insn_cnt > isa::max_insns) return refuse(E2BIG, "insn_cnt {}", a.insn_cnt);
-    load_log log{a.log_level, a.log_buf, a.log_size, {}};
-    if (auto ok = log.check(); !ok) return refuse(ok.error());
+    bool dst_prog = false, attach_btf = false;
+    if (a.attach_prog_fd) {
+        // attach_prog_fd and attach_btf_obj_fd share the field: a program, else a (kernel) BTF.
+        if (from_fd(int(a.attach_prog_fd), obj_kind::prog)) {
+            dst_prog = true;
+        } else if (from_fd(int(a.attach_btf_obj_fd), obj_kind::btf)) {
+            return refuse(maps_enotsupp, "attach_btf_obj_fd: a program's BTF is not a kernel BTF");
+        } else {
+            return refuse(EINVAL, "attach_prog_fd {} is neither a program nor a BTF", a.attach_prog_fd);
+        }
+    } else if (a.attach_btf_id) {
+        attach_btf = true;  // vmlinux BTF
+    }
+    if (!attach_ok(a.prog_type, a.expected_attach_type, attach_btf, a.attach_btf_id, dst_prog))
+        return refuse(EINVAL, "prog type {} cannot have expected_attach_type {} (attach_btf_id {})", a.prog_type,
+                      a.expected_attach_type, a.attach_btf_id);
     auto raw = mem.read_vec(a.insns, size_t(a.insn_cnt) * sizeof(isa::insn));
     if (!raw) return refuse(raw.error());
-    auto license = mem.read_string(a.license, 128);
-    if (!license) return refuse(license.error());
+    // strncpy_from_user of at most 127 bytes: a longer license is cut, only a fault fails.
+    std::string license_text;
+    for (size_t k = 0; k < 127; ++k) {
+        char c;
+        if (auto ok = mem.read(a.license + k, &c, 1); !ok) return refuse(ok.error());
+        if (!c) break;
+        license_text.push_back(c);
+    }
+    auto license = &license_text;
+    if (attr_field<uint64_t>(a, attr_off::signature)) {
+        uint32_t sig_size = attr_field<uint32_t>(a, attr_off::signature_size);
+        if (sig_size != 32) return refuse(EINVAL, "signature_size {}", sig_size);
+        return refuse(EOPNOTSUPP, "signed programs are not supported by xdprt");
+    }
+    if (a.prog_ifindex) return refuse(EOPNOTSUPP, "device-bound programs (prog_ifindex {}) are not supported", a.prog_ifindex);
+    if (a.prog_type == BPF_PROG_TYPE_UNSPEC || a.prog_type > prog_type_netfilter)
+        return refuse(EINVAL, "unknown prog type {}", a.prog_type);
     auto name = object_name(a.prog_name);
     if (!name) return refuse(name.error());
+    load_log log{a.log_level, a.log_buf, a.log_size, {}};
+    if (auto ok = log.check(); !ok) return refuse(ok.error());
     std::string what = fmt::format("prog '{}'", *name);
     auto reject = [&](error e) {
         log.text += e.message + "\n";
         log.flush(mem);
         return refuse(with_context(std::move(e), what));
     };
+    // process_fd_array: fd_array_cnt names maps (or BTFs) up front.
+    uint32_t fd_array_cnt = attr_field<uint32_t>(a, attr_off::fd_array_cnt);
+    if (fd_array_cnt) {
+        if (fd_array_cnt >= 64) return reject(error{E2BIG, fmt::format("fd_array_cnt {}", fd_array_cnt)});
+        for (uint32_t k = 0; k < fd_array_cnt; ++k) {
+            int32_t fd;
+            if (auto ok = mem.read(a.fd_array + uint64_t(k) * 4, &fd, 4); !ok) return reject(ok.error());
+            if (!from_fd(fd, obj_kind::btf))
+                if (auto m = from_fd(fd, obj_kind::map); !m) return reject(with_context(m.error(), fmt::format("fd_array[{}]", k)));
+        }
+    }
 
     auto p = std::make_unique<loaded_prog>();
     p->type = a.prog_type;
@@ -166,8 +278,6 @@ long server::impl::prog_load(union bpf_attr& a, const client_memory& mem) {
     bool xdp = a.prog_type == BPF_PROG_TYPE_XDP;
     if (xdp && (a.prog_flags & BPF_F_XDP_HAS_FRAGS))
         return reject(error{EOPNOTSUPP, "XDP_HAS_FRAGS: multi-buffer frames are not supported by xdprt"});
-    if (a.prog_type == BPF_PROG_TYPE_UNSPEC || a.prog_type > BPF_PROG_TYPE_SYSCALL)
-        return reject(error{EINVAL, fmt::format("unknown prog type {}", a.prog_type)});
 
     // Maps: fd_array for MAP_IDX, fds in the instructions otherwise.
     std::vector<int32_t> fd_array;
@@ -185,7 +295,9 @@ long server::impl::prog_load(union bpf_attr& a, const client_memory& mem) {
         if (i.code != (op::ld | op::imm | op::dw) || pc + 1 >= p->insns.size()) continue;
         uint8_t src = i.src;
         if (src == op::pseudo_map_idx || src == op::pseudo_map_idx_value) {
-            if (!a.fd_array) return reject(error{EINVAL, fmt::format("insn {}: map index without fd_array", pc)});
+            if (!a.fd_array) return reject(error{EPROTO, fmt::format("insn {}: map index without fd_array", pc)});
+            if (fd_array_cnt && uint32_t(i.imm) >= fd_array_cnt)
+                return reject(error{EINVAL, fmt::format("insn {}: map index {} beyond fd_array_cnt {}", pc, i.imm, fd_array_cnt)});
             int32_t fd;
             if (auto ok = mem.read(a.fd_array + uint64_t(uint32_t(i.imm)) * 4, &fd, 4); !ok) return reject(ok.error());
             i.src = src == op::pseudo_map_idx ? op::pseudo_map_fd : op::pseudo_map_value;
@@ -193,7 +305,7 @@ long server::impl::prog_load(union bpf_attr& a, const client_memory& mem) {
         }
         if (i.src == op::pseudo_map_fd || i.src == op::pseudo_map_value) {
             auto o = map_of(i.imm);
-            if (!o) return reject(error{EBADF, fmt::format("insn {}: fd {} is not pointing to valid bpf_map", pc, i.imm)});
+            if (!o) return reject(error{o.error().code, fmt::format("insn {}: fd {} is not pointing to valid bpf_map", pc, i.imm)});
             if (i.src == op::pseudo_map_value) {
                 const maps::spec& s = (*o)->map->spec();
                 uint32_t off = uint32_t(p->insns[pc + 1].imm);
@@ -203,18 +315,33 @@ long server::impl::prog_load(union bpf_attr& a, const client_memory& mem) {
         }
         ++pc;
     }
-    if (a.prog_btf_fd) {
+    // check_btf_info_early: BTF only matters with func_info or line_info; record sizes within the
+    // kernel's bounds, at most one record per instruction (the kernel needs one per subprogram
+    // and strictly increasing line offsets), so nothing here reads more than the program implies.
+    if (a.func_info_cnt || a.line_info_cnt) {
         auto b = from_fd(int(a.prog_btf_fd), obj_kind::btf);
         if (!b) return reject(b.error());
         p->btf = *b;
-        p->func_info_rec_size = a.func_info_rec_size;
-        p->line_info_rec_size = a.line_info_rec_size;
-        auto fi = mem.read_vec(a.func_info, size_t(a.func_info_cnt) * a.func_info_rec_size);
-        if (!fi) return reject(fi.error());
-        p->func_info = std::move(*fi);
-        auto li = mem.read_vec(a.line_info, size_t(a.line_info_cnt) * a.line_info_rec_size);
-        if (!li) return reject(li.error());
-        p->line_info = std::move(*li);
+        if (a.func_info_cnt) {
+            uint32_t rec = a.func_info_rec_size;
+            if (rec < 8 || rec > 252 || rec % 4) return reject(error{EINVAL, fmt::format("invalid func info rec size {}", rec)});
+            if (a.func_info_cnt > a.insn_cnt)
+                return reject(error{EINVAL, fmt::format("{} func_info records for {} insns", a.func_info_cnt, a.insn_cnt)});
+            auto fi = mem.read_vec(a.func_info, size_t(a.func_info_cnt) * rec);
+            if (!fi) return reject(fi.error());
+            p->func_info = std::move(*fi);
+            p->func_info_rec_size = rec;
+        }
+        if (a.line_info_cnt) {
+            uint32_t rec = a.line_info_rec_size;
+            if (rec < 16 || rec > 252 || rec % 4) return reject(error{EINVAL, fmt::format("invalid line info rec size {}", rec)});
+            if (a.line_info_cnt > a.insn_cnt)
+                return reject(error{EINVAL, fmt::format("{} line_info records for {} insns", a.line_info_cnt, a.insn_cnt)});
+            auto li = mem.read_vec(a.line_info, size_t(a.line_info_cnt) * rec);
+            if (!li) return reject(li.error());
+            p->line_info = std::move(*li);
+            p->line_info_rec_size = rec;
+        }
     }
 
     // Structure, then the program type's fixups.
@@ -275,8 +402,10 @@ long server::impl::prog_load(union bpf_attr& a, const client_memory& mem) {
         ka.license = reinterpret_cast<uint64_t>(license->c_str());
         ka.expected_attach_type = a.expected_attach_type;
         ka.prog_flags = a.prog_flags;
-        std::vector<char> klog(log.level ? std::max<uint32_t>(log.size, 128) : 65536);
-        ka.log_level = log.level ? log.level : 1;
+        // The client's log as it asked for it (so a short buffer gives the kernel's ENOSPC), else
+        // a private one for last_error.
+        std::vector<char> klog(log.buf ? std::min<uint32_t>(log.size, 16u << 20) : 65536);
+        ka.log_level = log.buf ? log.level : 1;
         ka.log_buf = reinterpret_cast<uint64_t>(klog.data());
         ka.log_size = uint32_t(klog.size());
         if (p->btf) {
@@ -346,6 +475,9 @@ long server::impl::prog_load(union bpf_attr& a, const client_memory& mem) {
 // ---- PROG_TEST_RUN -------------------------------------------------------------------------
 
 long server::impl::prog_test_run(union bpf_attr& a, uint64_t attr_addr, const client_memory& mem) {
+    // bpf_prog_test_run: a context pointer and its size go together, checked before the fd.
+    if (!a.test.ctx_size_in != !a.test.ctx_in || !a.test.ctx_size_out != !a.test.ctx_out)
+        return refuse(EINVAL, "ctx_in/ctx_out and their sizes go together");
     auto o = from_fd(int(a.test.prog_fd), obj_kind::prog);
     if (!o) return refuse(o.error());
     loaded_prog& p = *(*o)->prog;
@@ -359,11 +491,17 @@ long server::impl::prog_test_run(union bpf_attr& a, uint64_t attr_addr, const cl
     uint32_t size = a.test.data_size_in;
     uint32_t meta = 0;
     xdp_md md_in{};
-    if (a.test.ctx_size_in) {
+    if (a.test.ctx_in) {
+        // bpf_ctx_init: at most a page, bytes past struct xdp_md zero (E2BIG).
+        if (a.test.ctx_size_in > 4096) return refuse(E2BIG, "ctx_size_in {} above a page", a.test.ctx_size_in);
         std::vector<uint8_t> c(a.test.ctx_size_in);
-        if (auto ok = mem.read(a.test.ctx_in, c.data(), c.size()); !ok) return refuse(ok.error());
-        for (size_t k = sizeof md_in; k < c.size(); ++k)
-            if (c[k]) return refuse(EINVAL, "ctx_in: non-zero bytes past struct xdp_md");
+        if (c.size() > sizeof md_in) {
+            if (auto ok = mem.read(a.test.ctx_in + sizeof md_in, c.data() + sizeof md_in, c.size() - sizeof md_in); !ok)
+                return refuse(ok.error());
+            for (size_t k = sizeof md_in; k < c.size(); ++k)
+                if (c[k]) return refuse(E2BIG, "ctx_in: non-zero bytes past struct xdp_md");
+        }
+        if (auto ok = mem.read(a.test.ctx_in, c.data(), std::min(c.size(), sizeof md_in)); !ok) return refuse(ok.error());
         std::memcpy(&md_in, c.data(), std::min(c.size(), sizeof md_in));
         if (md_in.data_meta || md_in.data_end != size || md_in.data > md_in.data_end || (md_in.data & 3) || md_in.data > 32 ||
             md_in.egress_ifindex)
@@ -464,16 +602,35 @@ long server::impl::obj_get_info(union bpf_attr& a, uint64_t attr_addr, const cli
             o = *r;
             break;
         } else if (r.error().code == EBADF) {
-            return refuse(r.error());
+            return refuse(EBADFD, "fd {} is not open", fd);  // bpf_obj_get_info_by_fd says EBADFD
         }
     }
     if (!o) return refuse(EINVAL, "fd {} is not a bpf object of xdprt", fd);
     uint32_t user_len = a.info.info_len;
+    // The size of each info struct on 6.18 (measured there: the header's struct may differ);
+    // bytes the caller passes past it must be zero (bpf_check_uarg_tail_zero).
+    size_t kernel_len = o->kind == obj_kind::map ? 100 : o->kind == obj_kind::prog ? 228 : o->kind == obj_kind::btf ? 32 : 0;
+    if (user_len > 4096) return refuse(E2BIG, "info_len {} above a page", user_len);
+    if (user_len > kernel_len && kernel_len) {
+        auto tail = mem.read_vec(a.info.info + kernel_len, user_len - kernel_len);
+        if (!tail) return refuse(tail.error());
+        for (uint8_t b : *tail)
+            if (b) return refuse(E2BIG, "info: non-zero bytes past the {} bytes of the kernel's struct", kernel_len);
+    }
     std::vector<uint8_t> buf(std::max<size_t>(user_len, 256));
-    // Bytes the caller passed past what we fill must be zero (bpf_check_uarg_tail_zero).
     size_t ours = 0;
     switch (o->kind) {
     case obj_kind::map: {
+        // 6.18 appends `__u64 hash; __u32 hash_size;` (the map's SHA-256, which xdprt does not compute).
+        std::vector<uint8_t> in(kernel_len);
+        if (auto ok = mem.read(a.info.info, in.data(), std::min<size_t>(user_len, kernel_len)); !ok) return refuse(ok.error());
+        uint64_t hash;
+        uint32_t hash_size;
+        std::memcpy(&hash, in.data() + 88, 8);
+        std::memcpy(&hash_size, in.data() + 96, 4);
+        if (hash && hash_size != 32) return refuse(EINVAL, "map info: hash_size {}", hash_size);
+        if (hash) return refuse(EOPNOTSUPP, "map info: xdprt does not hash maps");
+        if (hash_size) return refuse(EINVAL, "map info: hash_size without hash");
         bpf_map_info info{};
         const maps::spec& s = o->map->spec();
         info.type = s.type;
@@ -487,8 +644,8 @@ long server::impl::obj_get_info(union bpf_attr& a, uint64_t attr_addr, const cli
         info.btf_key_type_id = o->btf_key_type_id;
         info.btf_value_type_id = o->btf_value_type_id;
         info.map_extra = s.extra;
-        ours = sizeof info;
-        std::memcpy(buf.data(), &info, std::min<size_t>(ours, buf.size()));
+        ours = kernel_len;  // the hash fields past the header's struct stay zero
+        std::memcpy(buf.data(), &info, std::min(sizeof info, buf.size()));
         break;
     }
     case obj_kind::prog: {
@@ -519,7 +676,7 @@ long server::impl::obj_get_info(union bpf_attr& a, uint64_t attr_addr, const cli
         info.run_time_ns = p.run_time_ns;
         info.run_cnt = p.run_count;
         info.gpl_compatible = 1;
-        ours = sizeof info;
+        ours = std::min(sizeof info, kernel_len);
         std::memcpy(buf.data(), &info, std::min<size_t>(ours, buf.size()));
         break;
     }

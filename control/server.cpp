@@ -29,29 +29,30 @@ constexpr uint32_t page_bytes = 4096;
 
 #define XDPRT_END_OF(field) (offsetof(union bpf_attr, field) + sizeof(((union bpf_attr*)nullptr)->field))
 
-// Where each command's attr ends (the kernel's CMD_LAST_FIELD); bytes past it must be zero.
+// Where each command's attr ends in the 6.18 union (the kernel's CMD_LAST_FIELD); bytes past it, up
+// to kernel_attr_bytes, must be zero.
 struct command {
     int cmd;
     const char* name;
     size_t attr_end;
 };
 const command commands[] = {
-    {BPF_MAP_CREATE, "BPF_MAP_CREATE", XDPRT_END_OF(map_extra)},
+    {BPF_MAP_CREATE, "BPF_MAP_CREATE", attr_off::map_create_end},
     {BPF_MAP_LOOKUP_ELEM, "BPF_MAP_LOOKUP_ELEM", XDPRT_END_OF(flags)},
     {BPF_MAP_UPDATE_ELEM, "BPF_MAP_UPDATE_ELEM", XDPRT_END_OF(flags)},
     {BPF_MAP_DELETE_ELEM, "BPF_MAP_DELETE_ELEM", XDPRT_END_OF(key)},
     {BPF_MAP_GET_NEXT_KEY, "BPF_MAP_GET_NEXT_KEY", XDPRT_END_OF(next_key)},
-    {BPF_PROG_LOAD, "BPF_PROG_LOAD", XDPRT_END_OF(core_relo_rec_size)},
-    {BPF_OBJ_PIN, "BPF_OBJ_PIN", XDPRT_END_OF(file_flags)},
-    {BPF_OBJ_GET, "BPF_OBJ_GET", XDPRT_END_OF(file_flags)},
+    {BPF_PROG_LOAD, "BPF_PROG_LOAD", attr_off::prog_load_end},
+    {BPF_OBJ_PIN, "BPF_OBJ_PIN", attr_off::obj_end},
+    {BPF_OBJ_GET, "BPF_OBJ_GET", attr_off::obj_end},
     {BPF_PROG_TEST_RUN, "BPF_PROG_TEST_RUN", XDPRT_END_OF(test.batch_size)},
     {BPF_PROG_GET_NEXT_ID, "BPF_PROG_GET_NEXT_ID", XDPRT_END_OF(next_id)},
     {BPF_MAP_GET_NEXT_ID, "BPF_MAP_GET_NEXT_ID", XDPRT_END_OF(next_id)},
     {BPF_PROG_GET_FD_BY_ID, "BPF_PROG_GET_FD_BY_ID", XDPRT_END_OF(prog_id)},
     {BPF_MAP_GET_FD_BY_ID, "BPF_MAP_GET_FD_BY_ID", XDPRT_END_OF(open_flags)},
     {BPF_OBJ_GET_INFO_BY_FD, "BPF_OBJ_GET_INFO_BY_FD", XDPRT_END_OF(info.info)},
-    {BPF_BTF_LOAD, "BPF_BTF_LOAD", XDPRT_END_OF(btf_log_level)},
-    {BPF_BTF_GET_FD_BY_ID, "BPF_BTF_GET_FD_BY_ID", XDPRT_END_OF(btf_id)},
+    {BPF_BTF_LOAD, "BPF_BTF_LOAD", attr_off::btf_load_end},
+    {BPF_BTF_GET_FD_BY_ID, "BPF_BTF_GET_FD_BY_ID", attr_off::btf_get_fd_by_id_end},
     {BPF_MAP_LOOKUP_AND_DELETE_ELEM, "BPF_MAP_LOOKUP_AND_DELETE_ELEM", XDPRT_END_OF(flags)},
     {BPF_MAP_FREEZE, "BPF_MAP_FREEZE", XDPRT_END_OF(map_fd)},
     {BPF_BTF_GET_NEXT_ID, "BPF_BTF_GET_NEXT_ID", XDPRT_END_OF(next_id)},
@@ -155,8 +156,9 @@ result<std::string> client_memory::read_string(uint64_t addr, size_t max) const 
 }
 
 result<void> load_log::check() const {
-    // bpf_verifier_log_attr_valid: a buffer needs a size of at least 128 and a level, and the reverse.
-    if ((buf != 0) != (level != 0) || (buf && size < 128) || (!buf && size) || level > 7 || size > (UINT32_MAX >> 2))
+    // bpf_verifier_log_attr_valid (6.4 on): a buffer and its size go together, a buffer needs a
+    // level, the level has only BPF_LOG_LEVEL1|2|STATS|FIXED, the size stays below 1 GiB.
+    if ((buf != 0) != (size != 0) || (buf && !level) || (level & ~15u) || size > (UINT32_MAX >> 2))
         return fail(EINVAL, "log_buf, log_size and log_level go together");
     return {};
 }
@@ -181,6 +183,12 @@ result<std::string> object_name(const char (&raw)[BPF_OBJ_NAME_LEN]) {
         name.push_back(c);
     }
     return fail(EINVAL, "object name: not NUL-terminated within {} bytes", BPF_OBJ_NAME_LEN);
+}
+
+result<void> no_token(int fd) {
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0) return fail(EBADF, "token fd {} is not open", fd);
+    return fail(EINVAL, "fd {} is not a BPF token (xdprt has none)", fd);
 }
 
 object::~object() {
@@ -251,21 +259,6 @@ long server::impl::new_fd(const object_ref& o) {
 
 // ---- release -------------------------------------------------------------------------------
 
-namespace {
-
-// What the kernel does when a PROG_ARRAY loses its last user reference (fd or pin): empty it,
-// which breaks the cycles programs and their tail-call tables make.
-void clear_entries(maps::map& m) {
-    if (m.type() == BPF_MAP_TYPE_HASH_OF_MAPS || m.type() == BPF_MAP_TYPE_DEVMAP_HASH) {
-        std::vector<uint8_t> key(m.spec().key_size);
-        while (m.ops().next_key(m, nullptr, key.data())) (void)m.ops().remove(m, key.data());
-        return;
-    }
-    for (uint32_t k = 0; k < m.spec().max_entries; ++k) (void)m.ops().remove(m, &k);
-}
-
-}  // namespace
-
 void server::impl::reap() {
     alignas(inotify_event) char buf[4096];
     for (;;) {
@@ -298,8 +291,10 @@ void server::impl::reap() {
         for (auto it = by_inode.begin(); it != by_inode.end();) {
             object& o = *it->second;
             bool user = o.client_files || o.pinned();
+            // As the kernel empties a PROG_ARRAY whose last user reference (fd or pin) went: that
+            // breaks the cycles programs and their tail-call tables make.
             if (!user && o.kind == obj_kind::map && o.map->type() == BPF_MAP_TYPE_PROG_ARRAY && !o.user_cleared) {
-                clear_entries(*o.map);
+                maps::clear_objects(*o.map);
                 o.user_cleared = true;
                 changed = cleared = true;
             }
@@ -324,7 +319,7 @@ server::impl::~impl() {
     // Objects refer to each other (a program and the tail-call table it is in): empty every
     // object-holding map so that the tables below free everything.
     for (auto& [ino, o] : by_inode)
-        if (o->kind == obj_kind::map && maps::holds_fds(o->map->type())) clear_entries(*o->map);
+        if (o->kind == obj_kind::map && maps::holds_fds(o->map->type())) maps::clear_objects(*o->map);
     maps::qsbr::process().poll();
     for (auto& ids : by_id) ids.clear();
     by_inode.clear();
@@ -385,25 +380,25 @@ long server::bpf(int cmd, uint64_t attr_addr, uint32_t size, pid_t pid) {
     std::lock_guard g(_impl->lock);
     _impl->last_error.clear();
     client_memory mem{pid};
-    // bpf_check_uarg_tail_zero: at most a page; bytes past the union must be zero.
+    // bpf_check_uarg_tail_zero: at most a page; bytes past the kernel's union must be zero.
     if (size > page_bytes) return _impl->refuse(E2BIG, "attr size {} above a page", size);
-    union bpf_attr a;
-    std::memset(&a, 0, sizeof a);
-    uint32_t known = std::min<uint32_t>(size, sizeof a);
-    if (auto ok = mem.read(attr_addr, &a, known); !ok) return _impl->refuse(ok.error());
-    if (size > sizeof a) {
-        auto tail = mem.read_vec(attr_addr + sizeof a, size - sizeof a);
+    attr_buffer buf;
+    std::memset(&buf, 0, sizeof buf);
+    if (size > sizeof buf) {
+        auto tail = mem.read_vec(attr_addr + sizeof buf, size - sizeof buf);
         if (!tail) return _impl->refuse(tail.error());
         for (uint8_t b : *tail)
-            if (b) return _impl->refuse(E2BIG, "attr: non-zero bytes past the {} this kernel ABI knows", sizeof a);
+            if (b) return _impl->refuse(E2BIG, "attr: non-zero bytes past the {} this kernel ABI knows", sizeof buf);
     }
+    uint32_t known = std::min<uint32_t>(size, sizeof buf);
+    if (auto ok = mem.read(attr_addr, &buf, known); !ok) return _impl->refuse(ok.error());
     const command* c = find_command(cmd);
     if (!c) return _impl->refuse(EINVAL, "{} ({}) is not supported by xdprt", unserved_command_name(cmd), cmd);
-    const auto* bytes = reinterpret_cast<const uint8_t*>(&a);
-    for (size_t k = c->attr_end; k < sizeof a; ++k)
+    const auto* bytes = reinterpret_cast<const uint8_t*>(&buf);
+    for (size_t k = c->attr_end; k < sizeof buf; ++k)
         if (bytes[k]) return _impl->refuse(EINVAL, "{}: non-zero attr byte at offset {} past the command's fields", c->name, k);
     _impl->reap();
-    long r = _impl->dispatch(cmd, a, attr_addr, size, mem);
+    long r = _impl->dispatch(cmd, buf.a, attr_addr, size, mem);
     if (r < 0 && !_impl->last_error.empty()) _impl->last_error = fmt::format("{}: {}", c->name, _impl->last_error);
     if (!is_element_command(cmd)) _impl->dirty = true;  // anything else may have dropped a reference
     maps::qsbr::process().poll();
@@ -460,6 +455,7 @@ obj_kind kind_of_id_cmd(int cmd) {
 }  // namespace
 
 long server::impl::get_next_id(int cmd, union bpf_attr& a, uint64_t attr_addr, const client_memory& mem) {
+    if (a.start_id >= uint32_t(INT32_MAX)) return refuse(EINVAL, "start_id {} at or above INT_MAX", a.start_id);
     auto& ids = by_id[int(kind_of_id_cmd(cmd))];
     auto it = ids.upper_bound(a.start_id);
     if (it == ids.end()) return refuse(ENOENT, "no id after {}", a.start_id);
@@ -470,8 +466,14 @@ long server::impl::get_next_id(int cmd, union bpf_attr& a, uint64_t attr_addr, c
 
 long server::impl::get_fd_by_id(int cmd, union bpf_attr& a) {
     obj_kind k = kind_of_id_cmd(cmd);
-    if (k == obj_kind::map && (a.open_flags & ~uint32_t(BPF_F_RDONLY | BPF_F_WRONLY)))
+    if (k == obj_kind::map && ((a.open_flags & ~uint32_t(BPF_F_RDONLY | BPF_F_WRONLY)) ||
+                               (a.open_flags & BPF_F_RDONLY && a.open_flags & BPF_F_WRONLY)))
         return refuse(EINVAL, "open_flags {:#x}", a.open_flags);
+    if (k == obj_kind::btf) {
+        if (a.open_flags & ~f_token_fd) return refuse(EINVAL, "open_flags {:#x}", a.open_flags);
+        if (a.open_flags & f_token_fd)
+            if (auto ok = no_token(attr_field<int32_t>(a, attr_off::fd_by_id_token_fd)); !ok) return refuse(ok.error());
+    }
     auto& ids = by_id[int(k)];
     uint32_t id = k == obj_kind::prog ? a.prog_id : k == obj_kind::map ? a.map_id : k == obj_kind::btf ? a.btf_id : a.link_id;
     auto it = ids.find(id);
@@ -494,8 +496,7 @@ long server::impl::prog_bind_map(union bpf_attr& a) {
 
 // A pin is a hard link to the object's file under pin_root. Clients name it by its bpffs path
 // (client_bpffs, e.g. /sys/fs/bpf/x) or by its path under pin_root; relative paths are relative
-// to the client's cwd. (BPF_F_PATH_FD, 6.5, is past the 6.1 UAPI this builds against: its
-// path_fd lies beyond OBJ_PIN's last field here and is refused with EINVAL.)
+// to the client's cwd, or with BPF_F_PATH_FD to the directory path_fd names.
 result<std::filesystem::path> server::impl::pin_path(const union bpf_attr& a, const client_memory& mem) const {
     namespace fs = std::filesystem;
     auto name = mem.read_string(a.pathname, PATH_MAX);
@@ -504,7 +505,8 @@ result<std::filesystem::path> server::impl::pin_path(const union bpf_attr& a, co
     fs::path p(*name);
     if (p.is_relative()) {
         std::string proc = mem.pid ? fmt::format("/proc/{}", mem.pid) : "/proc/self";
-        std::string base = proc + "/cwd";
+        std::string base = (a.file_flags & f_path_fd) ? fmt::format("{}/fd/{}", proc, attr_field<int32_t>(a, attr_off::path_fd))
+                                                      : proc + "/cwd";
         std::error_code ec;
         fs::path dir = fs::read_symlink(base, ec);
         if (ec) return fail(EBADF, "{}: {}", base, ec.message());
@@ -519,7 +521,9 @@ result<std::filesystem::path> server::impl::pin_path(const union bpf_attr& a, co
 }
 
 long server::impl::obj_pin(union bpf_attr& a, const client_memory& mem) {
-    if (a.file_flags) return refuse(EINVAL, "pin: file_flags {:#x}", a.file_flags);
+    if (a.file_flags & ~f_path_fd) return refuse(EINVAL, "pin: file_flags {:#x}", a.file_flags);
+    if (!(a.file_flags & f_path_fd) && attr_field<uint32_t>(a, attr_off::path_fd))
+        return refuse(EINVAL, "pin: path_fd without BPF_F_PATH_FD");
     auto o = from_any_fd(int(a.bpf_fd));
     if (!o) return refuse(o.error());
     auto path = pin_path(a, mem);
@@ -532,9 +536,11 @@ long server::impl::obj_pin(union bpf_attr& a, const client_memory& mem) {
 
 long server::impl::obj_get(union bpf_attr& a, const client_memory& mem) {
     uint32_t modes = a.file_flags & (BPF_F_RDONLY | BPF_F_WRONLY);
-    if ((a.file_flags & ~uint32_t(BPF_F_RDONLY | BPF_F_WRONLY)) || modes == (BPF_F_RDONLY | BPF_F_WRONLY))
-        return refuse(EINVAL, "get: file_flags {:#x}", a.file_flags);
-    if (a.bpf_fd) return refuse(EINVAL, "get: bpf_fd must be 0");
+    if (a.bpf_fd || (a.file_flags & ~uint32_t(BPF_F_RDONLY | BPF_F_WRONLY | f_path_fd)))
+        return refuse(EINVAL, "get: bpf_fd {} file_flags {:#x}", a.bpf_fd, a.file_flags);
+    if (!(a.file_flags & f_path_fd) && attr_field<uint32_t>(a, attr_off::path_fd))
+        return refuse(EINVAL, "get: path_fd without BPF_F_PATH_FD");
+    if (modes == (BPF_F_RDONLY | BPF_F_WRONLY)) return refuse(EINVAL, "get: RDONLY and WRONLY");
     auto path = pin_path(a, mem);
     if (!path) return refuse(path.error());
     // The client's fd is a new open file description of the pinned file.

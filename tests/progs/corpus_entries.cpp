@@ -110,7 +110,7 @@ constexpr uint32_t vip_hash_src_only = 1;
 
 result<void> setup_lb(bpf_object* obj, std::vector<owned_fd>& keep) {
     // The inner flow table: same type, flags, sizes and max_entries as the template in the object.
-    bpf_map_create_opts opts{};
+    bpf_map_create_opts opts{};  // not LIBBPF_OPTS: clang's missing-designated-field-initializers
     opts.sz = sizeof opts;
     opts.map_flags = BPF_F_NO_COMMON_LRU;
     owned_fd flows(bpf_map_create(BPF_MAP_TYPE_LRU_HASH, "lb_flows", sizeof(flow_key), sizeof(flow_val), 1024, &opts));

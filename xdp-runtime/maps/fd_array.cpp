@@ -4,9 +4,11 @@
 // reference that keeps the object alive. A replaced object is released only after every reader's
 // quiescent point, so a program that looked it up (or tail-called into it) finishes with it intact.
 #include <net/if.h>
+#include <sys/mman.h>
 
 #include <fstream>
 #include <mutex>
+#include <unordered_map>
 #include <vector>
 
 #include "maps/qsbr.h"
@@ -32,9 +34,32 @@ uint32_t nr_cpus() {
 }
 constexpr uint32_t dev_flags = BPF_F_NUMA_NODE | BPF_F_RDONLY | BPF_F_WRONLY;
 
+// The pointers programs read, one per index, in an anonymous shared mapping: zero pages cost
+// nothing until an index is set, so a large max_entries (the kernel takes 2^32 - 1) reserves
+// address space, not memory (shared, so it does not count against RLIMIT_DATA either).
+class pointer_slots {
+public:
+    explicit pointer_slots(uint32_t n) : _bytes(std::max<size_t>(size_t(n) * sizeof(std::atomic<void*>), 1)) {
+        void* p = mmap(nullptr, _bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        _slots = p == MAP_FAILED ? nullptr : static_cast<std::atomic<void*>*>(p);
+    }
+    ~pointer_slots() {
+        if (_slots) munmap(_slots, _bytes);
+    }
+    pointer_slots(const pointer_slots&) = delete;
+    pointer_slots& operator=(const pointer_slots&) = delete;
+    bool ok() const { return _slots != nullptr; }
+    std::atomic<void*>& operator[](uint32_t i) const { return _slots[i]; }
+
+private:
+    size_t _bytes;
+    std::atomic<void*>* _slots = nullptr;
+};
+
 struct fd_slots {
-    std::unique_ptr<std::atomic<void*>[]> ptrs;  // read by programs
-    std::vector<held_object> held;               // writers only (under the map's writer lock)
+    explicit fd_slots(uint32_t n) : ptrs(n) {}
+    pointer_slots ptrs;                                  // read by programs
+    std::unordered_map<uint32_t, held_object> held;      // writers only (under the map's writer lock)
 };
 
 fd_slots& slots(const map& m) { return m.local<fd_slots>(); }
@@ -83,9 +108,8 @@ result<void> check_xskmap(const spec& s) {
 size_t fd_array_bytes(const spec& s) { return shared_stride(s) * s.max_entries; }
 
 result<void> fd_array_init(map& m) {
-    auto st = std::make_shared<fd_slots>();
-    st->ptrs.reset(new std::atomic<void*>[m.spec().max_entries]());
-    st->held.resize(m.spec().max_entries);
+    auto st = std::make_shared<fd_slots>(m.spec().max_entries);
+    if (!st->ptrs.ok()) return fail(ENOMEM, "{}: {} entries: mmap: {}", type_name(m.type()), m.spec().max_entries, strerror(errno));
     m.set_local(std::move(st));
     return {};
 }
@@ -101,7 +125,12 @@ void replace(map& m, uint32_t i, held_object obj) {
         shared[0] = obj.id;
     }
     st.ptrs[i].store(obj.ptr, std::memory_order_release);
-    held_object old = std::exchange(st.held[i], std::move(obj));
+    held_object old;
+    if (auto it = st.held.find(i); it != st.held.end()) {
+        old = std::move(it->second);
+        st.held.erase(it);
+    }
+    if (obj.ptr || obj.ref || obj.id || obj.extra) st.held.emplace(i, std::move(obj));
     if (old.ref) qsbr::process().defer([ref = std::move(old.ref)] {});
 }
 
@@ -204,6 +233,12 @@ constexpr ops with(ops o, const char* name, result<void> (*check)(const spec&)) 
 void* object_at(const map& m, uint32_t index) noexcept {
     if (index >= m.spec().max_entries) return nullptr;
     return slots(m).ptrs[index].load(std::memory_order_acquire);
+}
+
+void fd_array_clear(map& m) {
+    std::vector<uint32_t> present;
+    for (const auto& [i, obj] : slots(m).held) present.push_back(i);
+    for (uint32_t i : present) (void)fd_array_remove(m, &i);
 }
 
 const ops prog_array_ops = fd_array_base;

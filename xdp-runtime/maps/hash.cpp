@@ -75,7 +75,11 @@ size_t value_bytes(const spec& s) {
 }
 size_t n_elems_for(const spec& s) { return size_t(s.max_entries) + 256 + s.max_entries / 8; }
 size_t elem_bytes_for(const spec& s) { return sizeof(elem) + round8(s.key_size) + value_bytes(s); }
-size_t buckets_for(const spec& s) { return pow2_at_least(s.max_entries); }
+// One bucket per entry, rounded up to a power of two, as the kernel sizes them, but at most
+// max_htab_entries: every bucket head is written at creation (its end marker), so DEVMAP_HASH's
+// 2^31 entries would otherwise touch 8 GiB before the first element. Longer chains in a map that
+// holds more than 2^27 elements are the price.
+size_t buckets_for(const spec& s) { return std::min<size_t>(pow2_at_least(s.max_entries), max_htab_entries); }
 size_t elems_offset_for(const spec& s) { return (buckets_for(s) * 4 + 63) & ~size_t(63); }
 
 // A view of one table, cached per call from the header.

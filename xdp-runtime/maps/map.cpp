@@ -10,6 +10,7 @@
 #include <mutex>
 #include <shared_mutex>
 #include <thread>
+#include <vector>
 
 #include "maps/types.h"
 
@@ -133,6 +134,16 @@ bool holds_fds(uint32_t type) {
     }
 }
 
+void clear_objects(map& m) {
+    if (!holds_fds(m.type())) return;
+    if (m.type() == BPF_MAP_TYPE_HASH_OF_MAPS || m.type() == BPF_MAP_TYPE_DEVMAP_HASH) {
+        std::vector<std::byte> key(m.spec().key_size);
+        while (m.ops().next_key(m, nullptr, key.data())) (void)m.ops().remove(m, key.data());
+        return;
+    }
+    fd_array_clear(m);
+}
+
 bool is_percpu(uint32_t type) {
     return type == BPF_MAP_TYPE_PERCPU_ARRAY || type == BPF_MAP_TYPE_PERCPU_HASH ||
            type == BPF_MAP_TYPE_LRU_PERCPU_HASH;
@@ -178,7 +189,7 @@ static void register_memory(const map& m) {
                                                                (m.spec().flags & BPF_F_RDONLY_PROG) != 0};
 }
 
-result<std::unique_ptr<map>> create(const spec& s, int dir_fd) {
+result<void> check(const spec& s) {
     const ops* table = ops_for(s.type);
     if (!table) return fail(EINVAL, "map type {} ({}) is not supported", s.type, type_name(s.type));
     if (s.type != BPF_MAP_TYPE_BLOOM_FILTER && s.extra != 0) return fail(EINVAL, "map_extra is for bloom filters only");
@@ -195,7 +206,12 @@ result<std::unique_ptr<map>> create(const spec& s, int dir_fd) {
         if (s.spin_lock_off % 4 != 0 || uint64_t(s.spin_lock_off) + 4 > s.value_size)
             return fail(EINVAL, "bpf_spin_lock at offset {} of a {}-byte value", s.spin_lock_off, s.value_size);
     }
+    return {};
+}
 
+result<std::unique_ptr<map>> create(const spec& s, int dir_fd) {
+    if (auto ok = check(s); !ok) return tl::unexpected(ok.error());
+    const ops* table = ops_for(s.type);
     size_t data = (table->data_bytes(s) + page_bytes - 1) & ~(page_bytes - 1);
     size_t total = data + page_bytes;
     std::unique_ptr<map> m(new map());

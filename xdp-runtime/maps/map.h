@@ -188,6 +188,9 @@ struct ops {
 // writer lock is reset, so no other process may still write the map. Takes ownership of `fd`.
 // Errors: EINVAL when `fd` holds no xdprt map of this layout.
 [[nodiscard]] result<std::unique_ptr<map>> adopt(int fd);
+// What create() refuses before it allocates: the kernel's map_create checks up to the type's
+// map_alloc_check (extra, flags, NUMA node, type, shape, value special fields).
+[[nodiscard]] result<void> check(const spec& s);
 
 // The bpf() map commands, as kernel/bpf/syscall.c runs them: its generic checks in its order
 // (flags, the map's BPF_F_RDONLY/WRONLY and MAP_FREEZE -> EPERM, BPF_F_LOCK without a lock ->
@@ -250,6 +253,10 @@ uint64_t ringbuf_query(map& m, uint64_t flag) noexcept;  // BPF_RB_AVAIL_DATA, R
 // submitted record in order, skips discarded ones, stops at the first still reserved. Returns
 // how many records it passed to `fn`.
 size_t ringbuf_consume(map& m, const std::function<void(std::span<const std::byte>)>& fn);
+
+// Empties a map that holds objects (fd-valued types), in time proportional to what it holds,
+// not to max_entries. Control thread; the objects go after a grace period.
+void clear_objects(map& m);
 
 // True for the fd-valued types (userspace passes fds as values).
 bool holds_fds(uint32_t type);

@@ -49,6 +49,7 @@ bool hash_next_element(map& m, uint64_t& cursor, void** key, void** value) noexc
 extern const ops array_ops, percpu_array_ops;
 extern const ops prog_array_ops, array_of_maps_ops, perf_event_array_ops, devmap_ops, cpumap_ops, xskmap_ops;
 extern const ops hash_ops, percpu_hash_ops, lru_hash_ops, lru_percpu_hash_ops, hash_of_maps_ops, devmap_hash_ops;
+void fd_array_clear(map& m);  // every index that holds an object, emptied
 extern const ops queue_ops, stack_ops, bloom_filter_ops, lpm_trie_ops, ringbuf_ops;
 
 }  // namespace xdprt::maps
