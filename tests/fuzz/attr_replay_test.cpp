@@ -13,6 +13,7 @@
 #include "attr_fuzz.h"
 #include "control/server.h"
 #include "scratch_pin_root.h"
+#include "replay_inputs.h"
 
 // A reproducer that makes the server allocate without bound must fail here, not exhaust the
 // machine: ASan builds cap single allocations, others cap the data segment.
@@ -38,28 +39,17 @@ namespace fs = std::filesystem;
 TEST(AttrFuzz, SavedReproducersKeepTheServerServing) {
     const fs::path dir = XDPRT_ATTR_REGRESSIONS_DIR;
     ASSERT_TRUE(fs::is_directory(dir)) << dir;
-    size_t n = 0;
-    for (auto& e : fs::directory_iterator(dir)) {
-        if (!e.is_regular_file() || e.path().filename() == "README.md") continue;
-        std::ifstream in(e.path(), std::ios::binary);
-        std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    for_each_saved_input(dir, [](const fs::path& path, const std::vector<uint8_t>& bytes) {
         auto outcome = run_attr_input(bytes);
-        EXPECT_TRUE(outcome.serving) << e.path() << ": " << outcome.report;
-        ++n;
-    }
-    std::printf("replayed %zu saved reproducers\n", n);
+        EXPECT_TRUE(outcome.serving) << path << ": " << outcome.report;
+    });
 }
 
 TEST(AttrFuzz, GeneratedInputsKeepTheServerServing) {
     uint64_t x = 0x9e3779b97f4a7c15ull;
     for (int round = 0; round < 2000; ++round) {
         std::vector<uint8_t> bytes(32 + round % 512);
-        for (auto& b : bytes) {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            b = static_cast<uint8_t>(x);
-        }
+        xorshift_fill(x, bytes);
         auto outcome = run_attr_input(bytes);
         ASSERT_TRUE(outcome.serving) << "round " << round << ": " << outcome.report;
     }

@@ -7,6 +7,7 @@
 #include <iterator>
 
 #include "diff_program.h"
+#include "replay_inputs.h"
 
 namespace xdprt::fuzz {
 namespace {
@@ -16,28 +17,17 @@ namespace fs = std::filesystem;
 TEST(DifferentialFuzz, SavedReproducersAgree) {
     const fs::path dir = XDPRT_FUZZ_REGRESSIONS_DIR;
     ASSERT_TRUE(fs::is_directory(dir)) << dir;
-    size_t n = 0;
-    for (auto& e : fs::directory_iterator(dir)) {
-        if (!e.is_regular_file() || e.path().filename() == "README.md") continue;
-        std::ifstream in(e.path(), std::ios::binary);
-        std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    for_each_saved_input(dir, [](const fs::path& path, const std::vector<uint8_t>& bytes) {
         auto outcome = run_differential(bytes);
-        EXPECT_FALSE(outcome.differs) << e.path() << "\n" << outcome.report;
-        ++n;
-    }
-    std::printf("replayed %zu saved reproducers\n", n);
+        EXPECT_FALSE(outcome.differs) << path << "\n" << outcome.report;
+    });
 }
 
 TEST(DifferentialFuzz, GeneratedProgramsAgree) {
     uint64_t x = 0x243f6a8885a308d3ull;
     for (int round = 0; round < 300; ++round) {
         std::vector<uint8_t> bytes(64 + round * 4);
-        for (auto& b : bytes) {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            b = static_cast<uint8_t>(x);
-        }
+        xorshift_fill(x, bytes);
         auto outcome = run_differential(bytes);
         if (outcome.differs) {
             auto small = minimize(generate_program(bytes), bytes);
