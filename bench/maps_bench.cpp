@@ -25,7 +25,6 @@
 //
 // The kernel rows need root; without it they are skipped with the reason. The server then runs
 // with verification off (as `unsafe`), which does not change run time.
-#include <filesystem>
 #include <benchmark/benchmark.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -47,6 +46,7 @@
 #include "control/server.h"
 
 #include "count_allocations.h"
+#include "scratch_pin_root.h"
 
 namespace xdprt::bench {
 namespace {
@@ -65,16 +65,7 @@ control::server* the_server() {
         control::server_options o;
         o.default_engine = control::engine::jit;
         // Objects live in a scratch directory on /dev/shm (a tmpfs), not in the appliance's pin root.
-        static std::string root = "/dev/shm/xdprt-bench-XXXXXX";
-        if (!mkdtemp(root.data())) {
-            fmt::print(stderr, "maps_bench: mkdtemp: {}\n", std::strerror(errno));
-            std::exit(1);
-        }
-        std::atexit([] {
-            std::error_code ec;
-            std::filesystem::remove_all(root, ec);
-        });
-        o.pin_root = root;
+        o.pin_root = testing_support::scratch_pin_root();
         if (!is_root()) {
             o.verify = control::verify_mode::off;  // the kernel's verifier needs root
             o.unsafe = true;

@@ -328,20 +328,34 @@ long server::impl::map_batch(int cmd, union bpf_attr& a, uint64_t attr_addr, con
     if (auto ok = put_count(); !ok) return ctx(ok.error());
     size_t ks = s.key_size, vs = m.user_value_size();
     if (cmd == BPF_MAP_UPDATE_BATCH || cmd == BPF_MAP_DELETE_BATCH) {
-        // One element at a time, as the kernel copies them: a fault stops the batch where it is.
-        std::vector<uint8_t> key(ks), value(vs);
+        // The kernel copies one element at a time, so a fault stops the batch where it is. All
+        // keys and values are read at once (two reads for a whole Maglev ring); only when that
+        // faults are elements read one by one, to stop exactly where the kernel would.
+        // (Batches above 64 MiB go element by element too, rather than allocate their size.)
+        bool upd = cmd == BPF_MAP_UPDATE_BATCH;
+        constexpr uint64_t bulk_limit = 64u << 20;
+        bool bulk = (uint64_t(ks) + (upd ? vs : 0)) * max <= bulk_limit;
+        result<std::vector<uint8_t>> all_keys, all_values;
+        if (bulk) all_keys = mem.read_vec(a.batch.keys, ks * max);
+        if (bulk && all_keys && upd) all_values = mem.read_vec(a.batch.values, vs * max);
+        bulk = bulk && all_keys && all_values;
+        std::vector<uint8_t> key_buf(bulk ? 0 : ks), value_buf(bulk ? 0 : vs);
         result<void> ok;
         for (; done < max; ++done) {
-            ok = mem.read(a.batch.keys + uint64_t(done) * ks, key.data(), ks);
-            if (ok && cmd == BPF_MAP_UPDATE_BATCH) ok = mem.read(a.batch.values + uint64_t(done) * vs, value.data(), vs);
-            if (!ok) break;
-            if (cmd == BPF_MAP_DELETE_BATCH) {
-                ok = maps::delete_elem(m, key.data());
+            uint8_t* key = bulk ? all_keys->data() + size_t(done) * ks : key_buf.data();
+            uint8_t* value = bulk && upd ? all_values->data() + size_t(done) * vs : value_buf.data();
+            if (!bulk) {
+                ok = mem.read(a.batch.keys + uint64_t(done) * ks, key, ks);
+                if (ok && upd) ok = mem.read(a.batch.values + uint64_t(done) * vs, value, vs);
+                if (!ok) break;
+            }
+            if (!upd) {
+                ok = maps::delete_elem(m, key);
             } else if (maps::holds_fds(s.type)) {
-                auto h = resolve_value(*this, m, value.data());
-                ok = h ? maps::update_object(m, key.data(), std::move(*h), a.batch.elem_flags) : tl::unexpected(h.error());
+                auto h = resolve_value(*this, m, value);
+                ok = h ? maps::update_object(m, key, std::move(*h), a.batch.elem_flags) : tl::unexpected(h.error());
             } else {
-                ok = maps::update_elem(m, key.data(), value.data(), a.batch.elem_flags);
+                ok = maps::update_elem(m, key, value, a.batch.elem_flags);
             }
             if (!ok) break;
         }

@@ -43,8 +43,7 @@ bool is_xdprt_ringbuf(int fd, ino_t& inode) {
     maps::map_header h;
     if (pread(fd, &h, sizeof h, st.st_size - page) != ssize_t(sizeof h)) return false;
     inode = st.st_ino;
-    return h.magic == maps::map_header::magic_value && h.layout_version == maps::map_header::layout &&
-           h.type == BPF_MAP_TYPE_RINGBUF;
+    return h.valid(size_t(st.st_size)) && h.type == BPF_MAP_TYPE_RINGBUF;
 }
 
 void run() {

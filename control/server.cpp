@@ -319,7 +319,7 @@ server::impl::~impl() {
     // Objects refer to each other (a program and the tail-call table it is in): empty every
     // object-holding map so that the tables below free everything.
     for (auto& [ino, o] : by_inode)
-        if (o->kind == obj_kind::map && maps::holds_fds(o->map->type())) maps::clear_objects(*o->map);
+        if (o->kind == obj_kind::map) maps::clear_objects(*o->map);
     maps::qsbr::process().poll();
     for (auto& ids : by_id) ids.clear();
     by_inode.clear();

@@ -11,16 +11,18 @@
 namespace xdprt::testing_support {
 
 inline const std::filesystem::path& scratch_pin_root() {
-    static const std::filesystem::path root = [] {
+    // Never destroyed: the exit handler below runs after function-local statics are destroyed.
+    static const auto* root = [] {
         std::string tmpl = "/dev/shm/xdprt-test-pins-XXXXXX";
         if (!mkdtemp(tmpl.data())) std::abort();
+        auto* p = new std::filesystem::path(tmpl);
         std::atexit([] {
             std::error_code ec;
             std::filesystem::remove_all(scratch_pin_root(), ec);
         });
-        return std::filesystem::path(tmpl);
+        return p;
     }();
-    return root;
+    return *root;
 }
 
 }  // namespace xdprt::testing_support

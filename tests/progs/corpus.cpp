@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstdarg>
 #include <cstdio>
@@ -86,6 +87,36 @@ struct log_capture {
 };
 
 }  // namespace
+
+const std::string& kernel_unavailable() {
+    static const std::string reason = []() -> std::string {
+        if (geteuid() != 0) return "not root: loading XDP programs and BPF_PROG_TEST_RUN need CAP_BPF/CAP_SYS_ADMIN";
+        const bpf_insn pass[] = {
+            {.code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_0, .src_reg = 0, .off = 0, .imm = XDP_PASS},
+            {.code = BPF_JMP | BPF_EXIT, .dst_reg = 0, .src_reg = 0, .off = 0, .imm = 0},
+        };
+        owned_fd prog(bpf_prog_load(BPF_PROG_TYPE_XDP, "probe", "GPL", pass, 2, nullptr));
+        if (prog.get() < 0) return std::string("cannot load an XDP program: ") + std::strerror(errno);
+        run_result r = run(prog.get(), find_packet("ipv4_udp_dns")->bytes);
+        if (r.error) return std::string("BPF_PROG_TEST_RUN for XDP fails: ") + std::strerror(r.error);
+        return "";
+    }();
+    return reason;
+}
+
+std::string test_name_of(const entry& e) {
+    std::string n;
+    bool up = true;
+    for (char c : e.name) {
+        if (c == '_') {
+            up = true;
+            continue;
+        }
+        n += up ? static_cast<char>(std::toupper(static_cast<unsigned char>(c))) : c;
+        up = false;
+    }
+    return n;
+}
 
 std::string missing_object(const entry& e) {
     if (!e.object.starts_with('/') || access(std::string(e.object).c_str(), R_OK) == 0) return "";

@@ -127,6 +127,14 @@ std::string diff(const snapshot& a, const snapshot& b);
 // Pins the calling thread to `cpu` (per-CPU map slots then land in the same place every run).
 [[nodiscard]] result<void> pin_to_cpu(int cpu);
 
+// Why the kernel cannot serve as the oracle here ("" when it can): checked once per process, by
+// loading a two-instruction XDP program and test-running it (run as the kernel, with no route to
+// xdprt set). A missing object file then fails the tests instead of skipping them.
+const std::string& kernel_unavailable();
+
+// An entry's name as a GoogleTest parameter name: PascalCase, no underscores.
+std::string test_name_of(const entry& e);
+
 // The number of possible CPUs libbpf sizes per-CPU values for.
 int possible_cpus();
 

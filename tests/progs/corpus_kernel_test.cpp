@@ -18,24 +18,6 @@ namespace {
 
 const std::string progs_dir = XDPRT_PROGS_DIR;
 
-// Why the kernel cannot be used here, or "" (checked once per process, with a two-instruction
-// program so that a missing object file fails the tests instead of skipping them).
-const std::string& kernel_unavailable() {
-    static const std::string reason = []() -> std::string {
-        if (geteuid() != 0) return "not root: loading XDP programs and BPF_PROG_TEST_RUN need CAP_BPF/CAP_SYS_ADMIN";
-        const bpf_insn pass[] = {
-            {.code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_0, .src_reg = 0, .off = 0, .imm = XDP_PASS},
-            {.code = BPF_JMP | BPF_EXIT, .dst_reg = 0, .src_reg = 0, .off = 0, .imm = 0},
-        };
-        owned_fd prog(bpf_prog_load(BPF_PROG_TYPE_XDP, "probe", "GPL", pass, 2, nullptr));
-        if (prog.get() < 0) return std::string("cannot load an XDP program: ") + std::strerror(errno);
-        run_result r = run(prog.get(), find_packet("ipv4_udp_dns")->bytes);
-        if (r.error) return std::string("BPF_PROG_TEST_RUN for XDP fails: ") + std::strerror(r.error);
-        return "";
-    }();
-    return reason;
-}
-
 class CorpusKernel : public testing::TestWithParam<const entry*> {
 protected:
     void SetUp() override {
@@ -84,19 +66,7 @@ std::vector<const entry*> all_entries() {
 }
 
 INSTANTIATE_TEST_SUITE_P(Corpus, CorpusKernel, testing::ValuesIn(all_entries()),
-                         [](const testing::TestParamInfo<const entry*>& i) {
-                             std::string n;
-                             bool up = true;  // PascalCase: GoogleTest names carry no underscores
-                             for (char c : i.param->name) {
-                                 if (c == '_') {
-                                     up = true;
-                                     continue;
-                                 }
-                                 n += up ? static_cast<char>(std::toupper(static_cast<unsigned char>(c))) : c;
-                                 up = false;
-                             }
-                             return n;
-                         });
+                         [](const testing::TestParamInfo<const entry*>& i) { return test_name_of(*i.param); });
 
 TEST(CorpusPackets, SetIsLargeAndNamesAreUnique) {
     const auto& set = packets();

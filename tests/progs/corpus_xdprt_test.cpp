@@ -19,20 +19,6 @@ namespace {
 
 const std::string progs_dir = XDPRT_PROGS_DIR;
 
-const std::string& kernel_unavailable() {
-    static const std::string reason = []() -> std::string {
-        if (geteuid() != 0) return "not root: BPF_PROG_TEST_RUN on the kernel needs CAP_BPF/CAP_SYS_ADMIN";
-        const bpf_insn pass[] = {
-            {.code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_0, .src_reg = 0, .off = 0, .imm = XDP_PASS},
-            {.code = BPF_JMP | BPF_EXIT, .dst_reg = 0, .src_reg = 0, .off = 0, .imm = 0},
-        };
-        owned_fd prog(bpf_prog_load(BPF_PROG_TYPE_XDP, "probe", "GPL", pass, 2, nullptr));
-        if (prog.get() < 0) return std::string("cannot load an XDP program: ") + std::strerror(errno);
-        return "";
-    }();
-    return reason;
-}
-
 using control::engine;
 
 struct param {
@@ -98,17 +84,7 @@ std::vector<param> all_params() {
 }
 
 std::string test_name(const testing::TestParamInfo<param>& i) {
-    std::string n;
-    bool up = true;
-    for (char c : i.param.e->name) {
-        if (c == '_') {
-            up = true;
-            continue;
-        }
-        n += up ? static_cast<char>(std::toupper(static_cast<unsigned char>(c))) : c;
-        up = false;
-    }
-    return n + (i.param.eng == engine::jit ? "Jit" : "Interpreter");
+    return test_name_of(*i.param.e) + (i.param.eng == engine::jit ? "Jit" : "Interpreter");
 }
 
 INSTANTIATE_TEST_SUITE_P(Corpus, CorpusXdprt, testing::ValuesIn(all_params()), test_name);

@@ -111,17 +111,9 @@ result<view> view::open(int memfd) {
     m->_base = static_cast<std::byte*>(p);
     m->_bytes = bytes;
     const auto* h = reinterpret_cast<map_header*>(m->_base + bytes - page_bytes);
-    if (h->magic != map_header::magic_value || h->layout_version != map_header::layout ||
-        h->data_bytes != bytes - page_bytes)
-        return fail(EINVAL, "no xdprt map header of layout {}", map_header::layout);
+    if (!h->valid(bytes)) return fail(EINVAL, "no xdprt map header of layout {}", map_header::layout);
     m->_header = const_cast<map_header*>(h);
-    m->_spec.type = h->type;
-    m->_spec.key_size = h->key_size;
-    m->_spec.value_size = h->value_size;
-    m->_spec.max_entries = h->max_entries;
-    m->_spec.flags = h->flags;
-    m->_spec.extra = h->extra;
-    m->_spec.spin_lock_off = h->spin_lock_off;
+    m->_spec = h->shape();
     m->_ops = ops_for(h->type);
     if (!m->_ops) return fail(EINVAL, "map type {} unknown", h->type);
     view v;

@@ -174,6 +174,19 @@ map::~map() {
     if (_memfd >= 0) close(_memfd);
 }
 
+spec map_header::shape() const {
+    spec s;
+    s.type = type;
+    s.key_size = key_size;
+    s.value_size = value_size;
+    s.max_entries = max_entries;
+    s.flags = flags;
+    s.extra = extra;
+    s.spin_lock_off = spin_lock_off;
+    s.name.assign(name, strnlen(name, sizeof name));
+    return s;
+}
+
 result<void> map::map_memory(int fd, size_t bytes) {
     _memfd = fd;
     void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd, 0);
@@ -256,18 +269,10 @@ result<std::unique_ptr<map>> adopt(int fd) {
     }
     if (auto ok = m->map_memory(fd, bytes); !ok) return tl::unexpected(ok.error());
     auto* h = reinterpret_cast<map_header*>(m->_base + bytes - page_bytes);
-    if (h->magic != map_header::magic_value || h->layout_version != map_header::layout || h->data_bytes != bytes - page_bytes)
-        return fail(EINVAL, "no xdprt map header of layout {}", map_header::layout);
+    if (!h->valid(bytes)) return fail(EINVAL, "no xdprt map header of layout {}", map_header::layout);
     m->_header = h;
-    spec& s = m->_spec;
-    s.type = h->type;
-    s.key_size = h->key_size;
-    s.value_size = h->value_size;
-    s.max_entries = h->max_entries;
-    s.flags = h->flags;
-    s.extra = h->extra;
-    s.spin_lock_off = h->spin_lock_off;
-    s.name.assign(h->name, strnlen(h->name, sizeof h->name));
+    m->_spec = h->shape();
+    const spec& s = m->_spec;
     m->_ops = ops_for(s.type);
     if (!m->_ops || m->_ops->data_bytes(s) > h->data_bytes)
         return fail(EINVAL, "map '{}': type {} with this shape does not fit its file", s.name, s.type);

@@ -85,6 +85,14 @@ struct map_header {
     uint32_t unused;
     uint64_t type_state[16];            // the type's own counters and list heads
     char name[16];                      // spec::name, NUL-padded (a pinned map reopened after a restart)
+
+    // True for the header of an xdprt map of this layout, found in the last page of a file of
+    // `file_bytes` bytes.
+    bool valid(size_t file_bytes) const {
+        return magic == magic_value && layout_version == layout && data_bytes + 4096 == file_bytes;
+    }
+    // The map's shape as created (inner map template and NUMA node are not kept).
+    maps::spec shape() const;
 };
 
 // Serializes writers of one map (across threads and processes).
