@@ -13,9 +13,28 @@ constexpr uint32_t xdp_modes = XDP_FLAGS_SKB_MODE | XDP_FLAGS_DRV_MODE | XDP_FLA
 
 }  // namespace
 
+static server::runnable_prog runnable_of(const object_ref& o) {
+    server::runnable_prog r;
+    if (!o) return r;
+    r.prog = &o->prog->program;
+    r.owner = o;
+    r.name = o->name;
+    r.id = o->id;
+    for (auto& m : o->prog->used_maps) r.map_types.push_back(m->map->type());
+    return r;
+}
+
+result<void> server::impl::publish_xdp(uint32_t ifindex, const object_ref& prog) {
+    if (!xdp_listener) return {};
+    return xdp_listener(ifindex, runnable_of(prog));
+}
+
 void server::impl::detach(link_state& l) {
     auto it = xdp.find(l.ifindex);
-    if (l.ifindex && it != xdp.end() && it->second.prog == l.prog) xdp.erase(it);
+    if (l.ifindex && it != xdp.end() && it->second.prog == l.prog) {
+        xdp.erase(it);
+        (void)publish_xdp(l.ifindex, nullptr);
+    }
     l.ifindex = 0;
     dirty = true;
 }
@@ -46,11 +65,18 @@ long server::impl::link_create(union bpf_attr& a) {
     if (prog.expected_attach_type == BPF_XDP_DEVMAP || prog.expected_attach_type == BPF_XDP_CPUMAP)
         return refuse(EINVAL, "prog '{}': BPF_XDP_DEVMAP and BPF_XDP_CPUMAP programs can not be attached to a device", (*p)->name);
     if (!prog.runnable) return refuse(EINVAL, "prog '{}' is not runnable", (*p)->name);
+    if (auto ok = publish_xdp(ifindex, *p); !ok) return refuse(with_context(ok.error(), served->second));
 
     auto handle = new_file("link");
-    if (!handle) return refuse(handle.error());
+    if (!handle) {
+        (void)publish_xdp(ifindex, nullptr);
+        return refuse(handle.error());
+    }
     auto o = add(obj_kind::link, "", *handle);
-    if (!o) return refuse(o.error());
+    if (!o) {
+        (void)publish_xdp(ifindex, nullptr);
+        return refuse(o.error());
+    }
     auto l = std::make_unique<link_state>();
     l->type = BPF_LINK_TYPE_XDP;
     l->ifindex = ifindex;
@@ -85,6 +111,7 @@ long server::impl::link_update(union bpf_attr& a) {
         return refuse(EINVAL, "link {}: prog '{}' has another type or attach type", (*o)->id, (*np)->name);
     if (l.prog == *np) return 0;
     if (!next.runnable) return refuse(EINVAL, "prog '{}' is not runnable", (*np)->name);
+    if (auto ok = publish_xdp(l.ifindex, *np); !ok) return refuse(with_context(ok.error(), interfaces[l.ifindex]));
     l.prog = *np;
     xdp[l.ifindex].prog = *np;
     dirty = true;  // the old program may have lost its last reference
@@ -108,7 +135,7 @@ void server::withdraw_interface(uint32_t ifindex) {
     _impl->interfaces.erase(ifindex);
     for (auto& [ino, o] : _impl->by_inode)
         if (o->link && o->link->ifindex == ifindex) _impl->detach(*o->link);
-    _impl->xdp.erase(ifindex);
+    if (_impl->xdp.erase(ifindex)) (void)_impl->publish_xdp(ifindex, nullptr);
     _impl->dirty = true;
 }
 
@@ -116,6 +143,19 @@ uint32_t server::attached_prog_id(uint32_t ifindex) {
     std::lock_guard g(_impl->lock);
     auto it = _impl->xdp.find(ifindex);
     return it == _impl->xdp.end() ? 0 : it->second.prog->id;
+}
+
+void server::set_xdp_listener(xdp_listener fn) {
+    std::lock_guard g(_impl->lock);
+    _impl->xdp_listener = std::move(fn);
+}
+
+result<server::runnable_prog> server::runnable(int prog_fd) {
+    std::lock_guard g(_impl->lock);
+    auto p = _impl->from_fd(prog_fd, obj_kind::prog);
+    if (!p) return tl::unexpected(p.error());
+    if (!(*p)->prog->runnable) return fail(EINVAL, "prog '{}' is not an XDP program xdprt runs", (*p)->name);
+    return runnable_of(*p);
 }
 
 }  // namespace xdprt::control

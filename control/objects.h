@@ -169,6 +169,7 @@ struct server::impl {
     bool overflow_reported = false;
     std::map<uint32_t, std::string> interfaces;    // ifindex -> name: what XDP programs attach to
     std::map<uint32_t, xdp_attachment> xdp;         // by ifindex
+    server::xdp_listener xdp_listener;               // the dataplane, told of attachment changes
     std::map<uint32_t, object_ref> by_id[4];  // per obj_kind
     uint32_t next_id[4] = {1, 1, 1, 1};
     std::string last_error;
@@ -203,6 +204,8 @@ struct server::impl {
     long link_update(union bpf_attr& a);
     long link_detach(union bpf_attr& a);
     void detach(link_state& l);
+    // Tells the listener that `ifindex` now runs `prog` (null: nothing); its refusal, for attaches.
+    [[nodiscard]] result<void> publish_xdp(uint32_t ifindex, const object_ref& prog);
 
     // Fails a command: records the message, returns -code.
     long refuse(const error& e) {

@@ -22,6 +22,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "base/result.h"
 
@@ -30,6 +31,9 @@ struct insn;
 }
 namespace xdprt::maps {
 struct spec;
+}
+namespace xdprt::vm {
+struct program;
 }
 
 namespace xdprt::control {
@@ -106,6 +110,22 @@ public:
     void withdraw_interface(uint32_t ifindex);
     // The id of the program attached to `ifindex`, 0 when none.
     uint32_t attached_prog_id(uint32_t ifindex);
+
+    // An XDP program as the dataplane runs it: `owner` keeps it (and the maps it uses) alive.
+    struct runnable_prog {
+        const vm::program* prog = nullptr;  // null: nothing attached
+        std::shared_ptr<const void> owner;
+        std::string name;
+        uint32_t id = 0;
+        std::vector<uint32_t> map_types;    // of the maps it uses (BPF_MAP_TYPE_*)
+    };
+    // Told whenever the program attached to a served interface changes (prog null: detached), under
+    // the server's lock, on the thread running the command (or reap()). An error refuses an attach
+    // or replace, and the command fails with it; a detach cannot be refused.
+    using xdp_listener = std::function<result<void>(uint32_t ifindex, const runnable_prog& p)>;
+    void set_xdp_listener(xdp_listener fn);
+    // The runnable program behind a program fd of this process (EINVAL: not an XDP program here).
+    [[nodiscard]] result<runnable_prog> runnable(int prog_fd);
 
     struct impl;
 

@@ -1,0 +1,44 @@
+// The appliance: the bpf() server and the dataplane, wired together (DESIGN.md sections 4, 5).
+//
+// Each port's kernel twin gives it an ifindex; the server serves those ifindexes, so an XDP
+// attach to one (a bpf_link, and through the shim netlink) reaches the dataplane: the server
+// tells the appliance, which swaps the port's program (dataplane::attach) before the command
+// returns. Programs the dataplane cannot run yet are refused at attach with the reason.
+//
+// Thread affinity: create/start/stop from the control thread; the server's commands from any.
+#pragma once
+
+#include <memory>
+
+#include "base/result.h"
+#include "control/server.h"
+#include "dataplane/dataplane.h"
+
+namespace xdprt::appliance {
+
+struct options {
+    control::server_options server;
+    dataplane::options dataplane;
+};
+
+class appliance {
+public:
+    [[nodiscard]] static result<std::unique_ptr<appliance>> create(options opts);
+    ~appliance();
+    appliance(const appliance&) = delete;
+    appliance& operator=(const appliance&) = delete;
+
+    control::server& server() { return *_server; }
+    dataplane::dataplane& dataplane() { return *_dataplane; }
+
+    // The port's index by name, or by its twin's ifindex; -1 when there is none.
+    int port(std::string_view name) const;
+    int port_of_ifindex(uint32_t ifindex) const;
+
+private:
+    appliance() = default;
+    std::unique_ptr<control::server> _server;
+    std::unique_ptr<dataplane::dataplane> _dataplane;
+};
+
+}  // namespace xdprt::appliance

@@ -1,0 +1,385 @@
+// The dataplane (suite dataplane): real DPDK (net_ring ports fed and drained through their named
+// rings, net_tap kernel twins), real clang-compiled programs loaded by real libbpf into the
+// in-process server, verified by the kernel. The test process moves into a network namespace of
+// its own first, so the twins it creates vanish with it.
+#include <arpa/inet.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <linux/if_ether.h>
+#include <linux/if_packet.h>
+#include <net/if.h>
+#include <sched.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <rte_eal.h>
+#include <rte_mbuf.h>
+#include <rte_mempool.h>
+#include <rte_ring.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstring>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "appliance/appliance.h"
+#include "control/inprocess.h"
+#include "scratch_pin_root.h"
+
+namespace xdprt {
+namespace {
+
+using namespace std::chrono_literals;
+using dataplane::counter;
+
+const std::vector<std::string> eal_args = {"--no-huge", "--no-pci", "-m", "512", "--no-shconf", "-l", "0-1",
+                                           "--log-level=lib.eal:error"};
+
+rte_mempool* test_pool() {
+    static rte_mempool* p = rte_pktmbuf_pool_create("test", 8191, 256, 0, RTE_MBUF_DEFAULT_BUF_SIZE, SOCKET_ID_ANY);
+    return p;
+}
+
+// A 60-byte Ethernet/IPv4/UDP frame to 198.18.0.DST (RFC 2544's benchmarking range).
+std::vector<uint8_t> udp_frame(uint8_t dst, uint16_t sport = 1000) {
+    std::vector<uint8_t> f(60, 0);
+    const uint8_t macs[12] = {2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1};
+    std::memcpy(f.data(), macs, 12);
+    f[12] = 0x08;
+    uint8_t* ip = f.data() + 14;
+    ip[0] = 0x45;
+    ip[3] = 46;  // total length
+    ip[8] = 64;
+    ip[9] = 17;
+    const uint8_t src[4] = {198, 18, 0, 1}, dstip[4] = {198, 18, 0, dst};
+    std::memcpy(ip + 12, src, 4);
+    std::memcpy(ip + 16, dstip, 4);
+    uint32_t sum = 0;
+    for (int k = 0; k < 20; k += 2) sum += uint32_t(ip[k] << 8 | ip[k + 1]);
+    while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+    ip[10] = uint8_t(~sum >> 8);
+    ip[11] = uint8_t(~sum);
+    uint8_t* udp = ip + 20;
+    udp[0] = uint8_t(sport >> 8);
+    udp[1] = uint8_t(sport);
+    udp[3] = 9;
+    udp[5] = 26;
+    return f;
+}
+
+std::vector<uint8_t> bytes_of(rte_mbuf* m) {
+    auto* p = rte_pktmbuf_mtod(m, uint8_t*);
+    return {p, p + rte_pktmbuf_data_len(m)};
+}
+
+// Sends `n` copies of `frame` into `ring` (bounded by `deadline`); returns how many went in.
+uint64_t inject(rte_ring* ring, const std::vector<uint8_t>& frame, uint64_t n, std::chrono::steady_clock::time_point deadline,
+                const std::function<void()>& between = {}) {
+    uint64_t sent = 0;
+    rte_mbuf* b[32];
+    while (sent < n && std::chrono::steady_clock::now() < deadline) {
+        unsigned k = unsigned(std::min<uint64_t>(32, n - sent));
+        if (rte_pktmbuf_alloc_bulk(test_pool(), b, k) != 0) {
+            if (between) between();
+            continue;
+        }
+        for (unsigned i = 0; i < k; ++i) std::memcpy(rte_pktmbuf_append(b[i], uint16_t(frame.size())), frame.data(), frame.size());
+        unsigned in = rte_ring_enqueue_burst(ring, reinterpret_cast<void**>(b), k, nullptr);
+        if (in < k) rte_pktmbuf_free_bulk(b + in, k - in);
+        sent += in;
+        if (between) between();
+    }
+    return sent;
+}
+
+// Takes what the dataplane sent on a ring; frees each frame after `check`.
+uint64_t drain(rte_ring* ring, const std::function<void(rte_mbuf*)>& check = {}) {
+    rte_mbuf* b[64];
+    uint64_t got = 0;
+    while (unsigned n = rte_ring_dequeue_burst(ring, reinterpret_cast<void**>(b), 64, nullptr)) {
+        for (unsigned i = 0; i < n; ++i) {
+            if (check) check(b[i]);
+            rte_pktmbuf_free(b[i]);
+        }
+        got += n;
+    }
+    return got;
+}
+
+template <class Pred>
+bool wait_for(Pred p, std::chrono::milliseconds limit = 20s) {
+    auto end = std::chrono::steady_clock::now() + limit;
+    while (!p()) {
+        if (std::chrono::steady_clock::now() > end) return false;
+        std::this_thread::sleep_for(1ms);
+    }
+    return true;
+}
+
+class Dataplane : public ::testing::Test {
+protected:
+    void SetUp() override {
+        if (geteuid() != 0) GTEST_SKIP() << "needs root: programs are verified by the kernel, twins are TAP devices";
+    }
+    void TearDown() override {
+        for (auto* o : _objects) bpf_object__close(o);
+        _app.reset();
+        control::inprocess::route_to(nullptr);
+    }
+
+    // An appliance with ring ports named `names` (twins when `twins`), one worker on lcore 1.
+    void make(std::vector<std::string> names, bool twins, uint16_t desc = 1024) {
+        appliance::options o;
+        o.server.pin_root = testing_support::scratch_pin_root();
+        o.dataplane.eal_args = eal_args;
+        for (auto& n : names) {
+            dataplane::port_spec p;
+            p.name = n;
+            p.kind = dataplane::port_kind::ring;
+            p.twin = twins;
+            p.rx_desc = p.tx_desc = desc;
+            o.dataplane.ports.push_back(p);
+        }
+        auto a = appliance::appliance::create(std::move(o));
+        ASSERT_TRUE(a) << a.error().message;
+        _app = std::move(*a);
+        ASSERT_NE(test_pool(), nullptr);
+        control::inprocess::route_to(&_app->server());
+    }
+
+    // The fd of program `prog` of tests/progs/OBJ.bpf.o, loaded by libbpf into the server.
+    int load(const char* obj, const char* prog) {
+        bpf_object* o = bpf_object__open_file((std::string(XDPRT_PROGS_DIR) + "/" + obj + ".bpf.o").c_str(), nullptr);
+        if (!o) return -1;
+        _objects.push_back(o);
+        if (bpf_object__load(o) != 0) return -1;
+        bpf_program* p = bpf_object__find_program_by_name(o, prog);
+        return p ? bpf_program__fd(p) : -1;
+    }
+
+    void attach_fd(size_t port, int fd) {
+        auto r = _app->server().runnable(fd);
+        ASSERT_TRUE(r) << r.error().message;
+        auto ok = _app->dataplane().attach(port, {r->prog, r->owner, r->name});
+        ASSERT_TRUE(ok) << ok.error().message;
+    }
+
+    uint64_t stat(size_t port, counter c) { return _app->dataplane().stats()[port].packets[size_t(c)]; }
+
+    std::unique_ptr<appliance::appliance> _app;
+    std::vector<bpf_object*> _objects;
+};
+
+TEST_F(Dataplane, DropFreesEveryMbufAfterAMillionPackets) {
+    make({"drop0"}, false, 4096);
+    attach_fd(0, load("xdp_drop", "xdp_drop"));
+    ASSERT_TRUE(_app->dataplane().start());
+    const unsigned in_use = rte_mempool_in_use_count(test_pool());
+    constexpr uint64_t n = 1'000'000;
+    rte_ring* rx = rte_ring_lookup("drop0.rx0");
+    ASSERT_NE(rx, nullptr);
+    EXPECT_EQ(inject(rx, udp_frame(2), n, std::chrono::steady_clock::now() + 60s), n);
+    ASSERT_TRUE(wait_for([&] { return stat(0, counter::drop) == n; })) << stat(0, counter::drop);
+    EXPECT_EQ(stat(0, counter::rx), n);
+    EXPECT_EQ(_app->dataplane().stats()[0].bytes[size_t(counter::drop)], n * 60);
+    EXPECT_EQ(rte_mempool_in_use_count(test_pool()), in_use);
+}
+
+TEST_F(Dataplane, TxSendsTheBytesTheProgramWrote) {
+    make({"tx0"}, false);
+    attach_fd(0, load("xdp_swap_mac", "xdp_swap_mac"));
+    ASSERT_TRUE(_app->dataplane().start());
+    auto f = udp_frame(2);
+    EXPECT_EQ(inject(rte_ring_lookup("tx0.rx0"), f, 1000, std::chrono::steady_clock::now() + 10s), 1000u);
+    auto expect = f;
+    std::swap_ranges(expect.begin(), expect.begin() + 6, expect.begin() + 6);
+    uint64_t got = 0, good = 0;
+    wait_for([&] {
+        got += drain(rte_ring_lookup("tx0.tx0"), [&](rte_mbuf* m) { good += bytes_of(m) == expect; });
+        return got >= 1000;
+    });
+    EXPECT_EQ(got, 1000u);
+    EXPECT_EQ(good, 1000u);
+    EXPECT_EQ(stat(0, counter::tx), 1000u);
+    EXPECT_EQ(stat(0, counter::tx_error), 0u);
+}
+
+// Two versions of one program: each writes its version into the first and the last byte of the
+// Ethernet header and transmits. A packet handled by parts of both would carry two versions.
+int marker_prog(int version) {
+    const bpf_insn insns[] = {
+        {BPF_LDX | BPF_MEM | BPF_W, BPF_REG_2, BPF_REG_1, 0, 0},   // r2 = ctx->data
+        {BPF_LDX | BPF_MEM | BPF_W, BPF_REG_3, BPF_REG_1, 4, 0},   // r3 = ctx->data_end
+        {BPF_ALU64 | BPF_MOV | BPF_X, BPF_REG_4, BPF_REG_2, 0, 0},
+        {BPF_ALU64 | BPF_ADD | BPF_K, BPF_REG_4, 0, 0, 14},
+        {BPF_JMP | BPF_JGT | BPF_X, BPF_REG_4, BPF_REG_3, 4, 0},   // runt: drop
+        {BPF_ST | BPF_MEM | BPF_B, BPF_REG_2, 0, 0, version},
+        {BPF_ST | BPF_MEM | BPF_B, BPF_REG_2, 0, 13, version},
+        {BPF_ALU64 | BPF_MOV | BPF_K, BPF_REG_0, 0, 0, XDP_TX},
+        {BPF_JMP | BPF_EXIT, 0, 0, 0, 0},
+        {BPF_ALU64 | BPF_MOV | BPF_K, BPF_REG_0, 0, 0, XDP_DROP},
+        {BPF_JMP | BPF_EXIT, 0, 0, 0, 0},
+    };
+    return bpf_prog_load(BPF_PROG_TYPE_XDP, version == 1 ? "mark_v1" : "mark_v2", "GPL", insns, std::size(insns), nullptr);
+}
+
+TEST_F(Dataplane, HotSwapHundredTimesLosesNoPacket) {
+    make({"swap0"}, false, 8192);
+    int v1 = marker_prog(1), v2 = marker_prog(2);
+    ASSERT_GE(v1, 0);
+    ASSERT_GE(v2, 0);
+    attach_fd(0, v1);
+    ASSERT_TRUE(_app->dataplane().start());
+    constexpr uint64_t n = 1'000'000;
+    std::atomic<bool> done{false};
+    std::atomic<int> swaps{0};
+    std::thread swapper([&] {
+        for (int k = 0; k < 100 && !done; ++k) {
+            std::this_thread::sleep_for(3ms);
+            attach_fd(0, k % 2 ? v1 : v2);
+            swaps.fetch_add(1);
+        }
+    });
+    uint64_t got = 0, torn = 0, seen[3] = {};
+    auto check = [&](rte_mbuf* m) {
+        auto* p = rte_pktmbuf_mtod(m, uint8_t*);
+        if (p[0] != p[13] || p[0] < 1 || p[0] > 2) ++torn;
+        else ++seen[p[0]];
+    };
+    rte_ring* tx = rte_ring_lookup("swap0.tx0");
+    uint64_t sent = inject(rte_ring_lookup("swap0.rx0"), udp_frame(2), n, std::chrono::steady_clock::now() + 60s,
+                           [&] { got += drain(tx, check); });
+    swapper.join();
+    done = true;
+    wait_for([&] {
+        got += drain(tx, check);
+        return got >= sent;
+    });
+    EXPECT_EQ(sent, n);
+    EXPECT_EQ(got, n);
+    EXPECT_EQ(torn, 0u);
+    EXPECT_EQ(swaps.load(), 100);
+    EXPECT_GT(seen[1], 0u);
+    EXPECT_GT(seen[2], 0u);
+    EXPECT_EQ(stat(0, counter::tx_error), 0u);
+    close(v1);
+    close(v2);
+}
+
+// A raw socket on a twin: what the kernel receives on it (XDP_PASS) and what it sends.
+struct packet_socket {
+    int fd = -1;
+    int ifindex = 0;
+    explicit packet_socket(const std::string& dev) {
+        ifindex = int(if_nametoindex(dev.c_str()));
+        fd = socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK, htons(ETH_P_ALL));
+        sockaddr_ll a{};
+        a.sll_family = AF_PACKET;
+        a.sll_protocol = htons(ETH_P_ALL);
+        a.sll_ifindex = ifindex;
+        if (fd >= 0 && bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+            close(fd);
+            fd = -1;
+        }
+    }
+    ~packet_socket() {
+        if (fd >= 0) close(fd);
+    }
+    // Frames received whose UDP source port is `sport` (ours, not the kernel's own chatter).
+    int count_received(uint16_t sport) {
+        int n = 0;
+        uint8_t buf[2048];
+        sockaddr_ll from{};
+        socklen_t len = sizeof from;
+        ssize_t r;
+        while ((r = recvfrom(fd, buf, sizeof buf, 0, reinterpret_cast<sockaddr*>(&from), &len)) > 0) {
+            if (from.sll_pkttype == PACKET_OUTGOING) continue;
+            if (r >= 36 && buf[12] == 0x08 && buf[34] == (sport >> 8) && buf[35] == uint8_t(sport)) ++n;
+        }
+        return n;
+    }
+    bool send_frame(const std::vector<uint8_t>& f) { return send(fd, f.data(), f.size(), 0) == ssize_t(f.size()); }
+};
+
+TEST_F(Dataplane, LinksRedirectPassAndTheTwinPath) {
+    make({"xdt0", "xdt1"}, true);
+    const auto& ports = _app->dataplane().ports();
+    ASSERT_NE(ports[0].ifindex, 0u);
+    ASSERT_NE(ports[1].ifindex, 0u);
+    int prog = load("xdp_devmap", "xdp_devmap");
+    ASSERT_GE(prog, 0);
+    int devmap = bpf_object__find_map_fd_by_name(_objects.back(), "tx_ports");
+    uint32_t slot = 2, ifindex = ports[1].ifindex;
+    ASSERT_EQ(bpf_map_update_elem(devmap, &slot, &ifindex, 0), 0);
+    // Attach the way a libbpf application does: a link on the port's ifindex.
+    int link = bpf_link_create(prog, int(ports[0].ifindex), BPF_XDP, nullptr);
+    ASSERT_GE(link, 0) << _app->server().last_error();
+    EXPECT_NE(_app->server().attached_prog_id(ports[0].ifindex), 0u);
+    ASSERT_TRUE(_app->dataplane().start());
+    packet_socket twin0("xdt0");
+    ASSERT_GE(twin0.fd, 0);
+
+    // 198.18.0.2: DEVMAP slot 2 -> port xdt1. 198.18.0.3: empty slot -> XDP_PASS -> twin xdt0.
+    auto deadline = std::chrono::steady_clock::now() + 10s;
+    EXPECT_EQ(inject(rte_ring_lookup("xdt0.rx0"), udp_frame(2, 4242), 100, deadline), 100u);
+    EXPECT_EQ(inject(rte_ring_lookup("xdt0.rx0"), udp_frame(3, 4343), 50, deadline), 50u);
+    uint64_t redirected = 0;
+    int passed = 0;
+    wait_for([&] {
+        redirected += drain(rte_ring_lookup("xdt1.tx0"));
+        passed += twin0.count_received(4343);
+        return redirected >= 100 && passed >= 50;
+    });
+    EXPECT_EQ(redirected, 100u);
+    EXPECT_EQ(passed, 50);
+    EXPECT_EQ(stat(0, counter::redirect), 100u);
+    EXPECT_EQ(stat(0, counter::pass), 50u);
+
+    // What the kernel sends on the twin leaves through the port (the twin service's TX queue).
+    auto out = udp_frame(9, 4444);
+    ASSERT_TRUE(twin0.send_frame(out));
+    uint64_t from_kernel = 0;
+    EXPECT_TRUE(wait_for([&] {
+        drain(rte_ring_lookup("xdt0.tx1"), [&](rte_mbuf* m) { from_kernel += bytes_of(m) == out; });
+        return from_kernel >= 1;
+    }));
+
+    // Closing the link detaches: every frame goes to the kernel again.
+    close(link);
+    _app->server().count();  // reaps the link
+    EXPECT_EQ(_app->server().attached_prog_id(ports[0].ifindex), 0u);
+    EXPECT_EQ(inject(rte_ring_lookup("xdt0.rx0"), udp_frame(2, 4545), 20, std::chrono::steady_clock::now() + 10s), 20u);
+    int after = 0;
+    EXPECT_TRUE(wait_for([&] {
+        after += twin0.count_received(4545);
+        return after >= 20;
+    }));
+    EXPECT_EQ(drain(rte_ring_lookup("xdt1.tx0")), 0u);
+}
+
+TEST_F(Dataplane, CpumapProgramIsRefusedAtAttach) {
+    make({"xdc0"}, true);
+    int prog = load("xdp_cpumap", "xdp_cpumap");
+    ASSERT_GE(prog, 0);
+    errno = 0;
+    int link = bpf_link_create(prog, int(_app->dataplane().ports()[0].ifindex), BPF_XDP, nullptr);
+    EXPECT_LT(link, 0);
+    EXPECT_EQ(errno, EOPNOTSUPP);
+    EXPECT_NE(_app->server().last_error().find("CPUMAP"), std::string::npos) << _app->server().last_error();
+}
+
+}  // namespace
+}  // namespace xdprt
+
+int main(int argc, char** argv) {
+    ::testing::InitGoogleTest(&argc, argv);
+    // A network namespace of our own: the twins live and die with this process.
+    if (geteuid() == 0 && unshare(CLONE_NEWNET) != 0) {
+        perror("unshare(CLONE_NEWNET)");
+        return 1;
+    }
+    return RUN_ALL_TESTS();
+}
