@@ -10,6 +10,9 @@
 #include <fmt/format.h>
 
 #include "xdp_harness.h"
+#ifdef XDPRT_HAVE_DATAPLANE
+#include "run.h"
+#endif
 
 namespace xdprt::tools {
 namespace {
@@ -118,6 +121,8 @@ struct subcommand {
     std::string_view help;
 };
 constexpr subcommand subcommands[] = {
+    {"run", "run -c FILE.yaml [--duration S]", "run the appliance: ports, workers, programs from the config; Ctrl-C stops"},
+    {"stats", "stats [--json] [--file F]", "per port and action: packets, bytes, rates of a running appliance"},
     {"demo", "demo [--prog FILE.bpf.o] [--packets N]",
      "run an XDP program over the built-in traffic on every engine; per-action counts and ns per packet"},
 };
@@ -166,6 +171,56 @@ int main(int argc, char** argv) {
         }
         return demo(a);
     }
+#ifdef XDPRT_HAVE_DATAPLANE
+    if (cmd == "run") {
+        run_args a;
+        for (int k = 2; k < argc; ++k) {
+            const std::string_view opt = argv[k];
+            if (opt == "--help") {
+                usage(stdout);
+                return 0;
+            }
+            if (k + 1 >= argc) {
+                fmt::print(stderr, "xdprt run: {} needs a value\n", opt);
+                return 1;
+            }
+            const char* v = argv[++k];
+            if (opt == "-c" || opt == "--config") {
+                a.config = v;
+            } else if (opt == "--duration") {
+                char* end = nullptr;
+                a.duration_s = std::strtoull(v, &end, 10);
+                if (!end || *end || a.duration_s == 0) {
+                    fmt::print(stderr, "xdprt run: --duration: expected seconds, got '{}'\n", v);
+                    return 1;
+                }
+            } else {
+                fmt::print(stderr, "xdprt run: unknown option '{}'\n", opt);
+                return 1;
+            }
+        }
+        if (a.config.empty()) {
+            fmt::print(stderr, "xdprt run: -c FILE.yaml is required\n");
+            return 1;
+        }
+        return run(a);
+    }
+    if (cmd == "stats") {
+        stats_args a;
+        for (int k = 2; k < argc; ++k) {
+            const std::string_view opt = argv[k];
+            if (opt == "--json") {
+                a.json = true;
+            } else if (opt == "--file" && k + 1 < argc) {
+                a.file = argv[++k];
+            } else {
+                fmt::print(stderr, "xdprt stats: unknown option '{}'\n", opt);
+                return 1;
+            }
+        }
+        return stats(a);
+    }
+#endif
     fmt::print(stderr, "xdprt: unknown command '{}'\n", cmd);
     usage(stderr);
     return 1;
