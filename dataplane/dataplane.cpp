@@ -157,10 +157,14 @@ result<void> dataplane::impl::open_ports() {
             ps->ethdev_name = "net_memif_" + base;
             id = probe(fmt::format("{},{}", ps->ethdev_name, sp.devargs.empty() ? "role=server" : sp.devargs), ps->ethdev_name);
             break;
-        case port_kind::pci:
+        case port_kind::pci: {
+            // A PCI address to probe, or the name of an ethdev the embedding process made.
             ps->ethdev_name = sp.device;
-            id = probe(sp.device + (sp.devargs.empty() ? "" : "," + sp.devargs), sp.device);
+            uint16_t existing;
+            if (rte_eth_dev_get_port_by_name(sp.device.c_str(), &existing) == 0) id = existing;
+            else id = probe(sp.device + (sp.devargs.empty() ? "" : "," + sp.devargs), sp.device);
             break;
+        }
         case port_kind::ring: {
             // Named rings a local producer and consumer reach with rte_ring_lookup:
             // NAME.rxQ feeds rx queue Q, NAME.txQ receives what tx queue Q sends.

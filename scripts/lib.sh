@@ -9,6 +9,7 @@ XDPRT_PACKAGES=(
   llvm-19-dev clang-19 libclang-rt-19-dev
   libfmt-dev libexpected-dev libgtest-dev libgmock-dev libbenchmark-dev
   libbpf-dev libelf-dev zlib1g-dev
+  libdpdk-dev libyaml-cpp-dev
   libxdp1 xdp-tests
 )
 
