@@ -45,8 +45,7 @@ void run_interpreter(const vm::program& p, prog::xdp_buff* ctx, uint8_t* actions
     for (uint32_t i = 0; i < n; ++i) {
         prog::xdp_buff& x = ctx[i];
         vm::region regions[] = {
-            {reinterpret_cast<uint64_t>(x.data_hard_start),
-             uint64_t(x.data_hard_end - x.data_hard_start) + helpers::xdp_tailroom, true},
+            {reinterpret_cast<uint64_t>(x.data_hard_start), uint64_t(x.data_hard_end - x.data_hard_start), true},
             {reinterpret_cast<uint64_t>(&x), sizeof x, false}};
         auto r = vm::interpret(p, reinterpret_cast<uint64_t>(&x), 0, regions);
         actions[i] = r ? verdict(*r) : uint8_t(XDP_ABORTED);
@@ -102,8 +101,10 @@ struct scratch {
     std::vector<out_buffer> tx, twin;  // per port
 };
 
-// Fills the contexts of a burst. Multi-segment frames (jumbo frames without XDP_HAS_FRAGS
-// support) and frames without room for the tailroom are refused before the program sees them.
+// Fills the contexts of a burst. data_hard_end keeps the kernel's tailroom free for
+// bpf_xdp_adjust_tail growth where the buffer has it; a frame that already reaches into it (an
+// af_xdp PMD places frames deep in its buffers) may shrink, not grow. Multi-segment frames (jumbo
+// frames, which need XDP_HAS_FRAGS programs) never reach a program: counted as oversize.
 void fill_contexts(scratch& s, uint16_t n, const port_state& ps, uint16_t rxq, uint8_t* pre) noexcept {
     for (uint16_t i = 0; i < n; ++i) {
         rte_mbuf* m = s.pkts[i];
@@ -113,12 +114,13 @@ void fill_contexts(scratch& s, uint16_t n, const port_state& ps, uint16_t rxq, u
         x.data = buf + m->data_off;
         x.data_meta = x.data;
         x.data_end = x.data + m->data_len;
-        x.data_hard_end = buf + m->buf_len - helpers::xdp_tailroom;
+        uint8_t* growth_end = buf + m->buf_len - helpers::xdp_tailroom;
+        x.data_hard_end = x.data_end > growth_end ? x.data_end : growth_end;
         x.ingress_ifindex = ps.ifindex;
         x.rx_queue_index = rxq;
         x.egress_ifindex = 0;
         x.flags = 0;
-        pre[i] = (m->nb_segs != 1 || x.data_end > x.data_hard_end) ? 1 : 0;
+        pre[i] = m->nb_segs != 1 ? 1 : 0;
     }
 }
 

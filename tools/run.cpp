@@ -189,8 +189,10 @@ int run(const run_args& args) {
         if (p.link >= 0) close(p.link);
         bpf_object__close(p.object);
     }
-    app->reset();
+    // This process's bpf() goes to the kernel again before the ports close: the af_xdp PMD's
+    // libxdp detaches its kernel program with bpf() calls of its own.
     control::inprocess::route_to(nullptr);
+    app->reset();
     std::error_code ec;
     std::filesystem::remove(cfg->stats_file, ec);
     return status;

@@ -126,8 +126,8 @@ protected:
     }
     void TearDown() override {
         for (auto* o : _objects) bpf_object__close(o);
-        _app.reset();
         control::inprocess::route_to(nullptr);
+        _app.reset();
     }
 
     // An appliance with ring ports named `names` (twins when `twins`), one worker on lcore 1.
