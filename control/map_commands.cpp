@@ -7,6 +7,7 @@
 #include <array>
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 
 #include "control/objects.h"
 
@@ -184,8 +185,23 @@ static result<maps::held_object> resolve_value(server::impl& s, const maps::map&
         }
         return h;
     }
-    case BPF_MAP_TYPE_PERF_EVENT_ARRAY:
-        return fail(EBADF, "fd {} is not a perf event (xdprt has no perf events yet)", fd);
+    case BPF_MAP_TYPE_PERF_EVENT_ARRAY: {
+        // perf_event_fd_array_get_ptr: EBADF for an fd that is no perf event. A perf event of the
+        // kernel (any event xdprt does not serve, perf_commands.cpp) is one its programs cannot
+        // write: EOPNOTSUPP, the kernel's answer for events it cannot read locally.
+        auto ev = s.perf_event_from_fd(int(fd));
+        if (!ev) {
+            std::error_code ec;
+            auto target = std::filesystem::read_symlink(fmt::format("/proc/self/fd/{}", int(fd)), ec);
+            if (!ec && target == "anon_inode:[perf_event]")
+                return fail(EOPNOTSUPP, "fd {} is a kernel perf event: xdprt programs write only the BPF output events "
+                                        "it opens (perf_event_open with pid -1 and a cpu)", fd);
+            return tl::unexpected(ev.error());
+        }
+        h.ptr = (*ev)->perf.get();
+        h.ref = *ev;
+        return h;
+    }
     case BPF_MAP_TYPE_XSKMAP:
         return fail(EOPNOTSUPP, "xskmap: AF_XDP sockets are bound through the dataplane, which is not running");
     default:

@@ -18,6 +18,7 @@
 #include "control/btf.h"
 #include "control/server.h"
 #include "maps/map.h"
+#include "perf/perf_event.h"
 #include "vm/vm.h"
 #ifdef XDPRT_HAVE_JIT
 #include "jit/jit.h"
@@ -25,7 +26,9 @@
 
 namespace xdprt::control {
 
-enum class obj_kind { map, prog, btf, link };
+// Perf events (BPF output events, perf_commands.cpp) are not bpf objects: they have no id, and only
+// PERF_EVENT_ARRAY updates take them.
+enum class obj_kind { map, prog, btf, link, perf_event };
 
 inline constexpr int maps_enotsupp = 524;  // the kernel's ENOTSUPP, returned by bpf() as is
 
@@ -124,6 +127,7 @@ struct object {
     std::unique_ptr<loaded_prog> prog;
     std::unique_ptr<control::btf> btf;
     std::unique_ptr<link_state> link;
+    std::unique_ptr<perf::event> perf;
     // map extras
     uint32_t btf_key_type_id = 0, btf_value_type_id = 0, map_ifindex = 0;
     object_ref map_btf;
@@ -170,14 +174,16 @@ struct server::impl {
     std::map<uint32_t, std::string> interfaces;    // ifindex -> name: what XDP programs attach to
     std::map<uint32_t, xdp_attachment> xdp;         // by ifindex
     server::xdp_listener xdp_listener;               // the dataplane, told of attachment changes
-    std::map<uint32_t, object_ref> by_id[4];  // per obj_kind
+    std::map<uint32_t, object_ref> by_id[4];  // per obj_kind with ids (not perf_event)
     uint32_t next_id[4] = {1, 1, 1, 1};
+    uint64_t next_perf_id = 1;                // PERF_EVENT_IOC_ID of perf events
     std::string last_error;
 
     // Objects.
     [[nodiscard]] result<object_ref> add(obj_kind kind, std::string name, int handle_fd);
     [[nodiscard]] result<object_ref> from_fd(int fd, obj_kind kind) const;
-    [[nodiscard]] result<object_ref> from_any_fd(int fd) const;
+    [[nodiscard]] result<object_ref> from_any_fd(int fd) const;  // a bpf object: never a perf event
+    [[nodiscard]] result<object_ref> perf_event_from_fd(int fd) const;
     [[nodiscard]] long new_fd(const object_ref& o);  // a fresh O_CLOEXEC fd of the object for the caller
     [[nodiscard]] result<int> new_file(const char* what);  // an unnamed file in the store, for a handle
     void reap();
@@ -203,6 +209,8 @@ struct server::impl {
     long link_create(union bpf_attr& a);
     long link_update(union bpf_attr& a);
     long link_detach(union bpf_attr& a);
+    std::optional<long> perf_event_open(uint64_t attr_addr, int pid, int cpu, int group_fd, unsigned long flags,
+                                        const client_memory& mem);
     void detach(link_state& l);
     // Tells the listener that `ifindex` now runs `prog` (null: nothing); its refusal, for attaches.
     [[nodiscard]] result<void> publish_xdp(uint32_t ifindex, const object_ref& prog);

@@ -706,6 +706,8 @@ long server::impl::obj_get_info(union bpf_attr& a, uint64_t attr_addr, const cli
         std::memcpy(buf.data(), &info, std::min<size_t>(ours, buf.size()));
         break;
     }
+    case obj_kind::perf_event:  // from_fd never finds one: perf events are not bpf objects
+        return refuse(EINVAL, "fd {} is a perf event, not a bpf object", fd);
     }
     uint32_t n = uint32_t(std::min<size_t>(user_len, ours));
     if (auto ok = mem.write(a.info.info, buf.data(), n); !ok) return refuse(ok.error());

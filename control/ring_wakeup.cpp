@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "maps/map.h"
+#include "perf/perf_event.h"
 
 namespace xdprt::control::ring_wakeup {
 
@@ -23,6 +24,7 @@ constexpr off_t page = 4096;  // consumer_pos at 0, producer_pos at one page (ma
 struct watched {
     ino_t inode;
     int event_fd;
+    off_t consumer_off, producer_off;  // where the two positions are in the file
     bool signaled = false;
 };
 
@@ -37,12 +39,22 @@ watcher& state() {
     return *w;
 }
 
-bool is_xdprt_ringbuf(int fd, ino_t& inode) {
+// An xdprt RINGBUF map (consumer_pos at 0, producer_pos one page in: maps/ringbuf.cpp) or perf
+// event (data_tail and data_head in the user page: perf/perf_event.h): where to read them.
+bool probe(int fd, watched& w) {
     struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size < 4 * page || st.st_size % page) return false;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) return false;
+    w.inode = st.st_ino;
+    if (perf::is_event(fd)) {
+        w.consumer_off = perf::data_tail_offset;
+        w.producer_off = perf::data_head_offset;
+        return true;
+    }
+    if (st.st_size < 4 * page || st.st_size % page) return false;
     maps::map_header h;
     if (pread(fd, &h, sizeof h, st.st_size - page) != ssize_t(sizeof h)) return false;
-    inode = st.st_ino;
+    w.consumer_off = 0;
+    w.producer_off = page;
     return h.valid(size_t(st.st_size)) && h.type == BPF_MAP_TYPE_RINGBUF;
 }
 
@@ -56,8 +68,8 @@ void run() {
                 struct stat st;
                 uint64_t cons = 0, prod = 0;
                 // The consumer closed or reused its fd: the registration is gone with it.
-                if (fstat(it->first, &st) != 0 || st.st_ino != r.inode || pread(it->first, &cons, 8, 0) != 8 ||
-                    pread(it->first, &prod, 8, page) != 8) {
+                if (fstat(it->first, &st) != 0 || st.st_ino != r.inode || pread(it->first, &cons, 8, r.consumer_off) != 8 ||
+                    pread(it->first, &prod, 8, r.producer_off) != 8) {
                     close(r.event_fd);
                     it = w.by_fd.erase(it);
                     continue;
@@ -83,22 +95,23 @@ void run() {
 }  // namespace
 
 int substitute(int fd) {
-    ino_t inode;
+    watched probed{};
     int saved = errno;
-    bool ring = is_xdprt_ringbuf(fd, inode);
+    bool ring = probe(fd, probed);
     errno = saved;
     if (!ring) return -1;
     watcher& w = state();
     std::lock_guard g(w.lock);
     auto it = w.by_fd.find(fd);
-    if (it != w.by_fd.end() && it->second.inode == inode) return it->second.event_fd;
+    if (it != w.by_fd.end() && it->second.inode == probed.inode) return it->second.event_fd;
     if (it != w.by_fd.end()) {
         close(it->second.event_fd);
         w.by_fd.erase(it);
     }
     int e = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (e < 0) return -1;
-    w.by_fd[fd] = watched{inode, e};
+    probed.event_fd = e;
+    w.by_fd[fd] = probed;
     if (!w.running) {
         w.running = true;
         std::thread(run).detach();

@@ -224,10 +224,12 @@ result<object_ref> server::impl::add(obj_kind kind, std::string name, int handle
     if (o->watch < 0)
         return o->handle = -1, drop(), fail(errno == ENOSPC ? ENOMEM : errno, "inotify watch of a new object: {} (see fs.inotify.max_user_watches)",
                     strerror(errno));
-    uint32_t& next = next_id[int(kind)];
-    o->id = next++;
+    if (kind != obj_kind::perf_event) {
+        uint32_t& next = next_id[int(kind)];
+        o->id = next++;
+        by_id[int(kind)][o->id] = o;
+    }
     by_inode[o->inode] = o;
-    by_id[int(kind)][o->id] = o;
     by_watch[o->watch] = o->inode;
     return o;
 }
@@ -244,7 +246,17 @@ result<object_ref> server::impl::from_any_fd(int fd) const {
     struct stat st;
     if (fd < 0 || fstat(fd, &st) != 0) return fail(EBADF, "fd {} is not open", fd);
     auto it = by_inode.find(st.st_ino);
-    if (it == by_inode.end()) return fail(EINVAL, "fd {} is not a bpf object of xdprt", fd);
+    if (it == by_inode.end() || it->second->kind == obj_kind::perf_event)
+        return fail(EINVAL, "fd {} is not a bpf object of xdprt", fd);
+    return it->second;
+}
+
+result<object_ref> server::impl::perf_event_from_fd(int fd) const {
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0) return fail(EBADF, "fd {} is not open", fd);
+    auto it = by_inode.find(st.st_ino);
+    if (it == by_inode.end() || it->second->kind != obj_kind::perf_event)
+        return fail(EBADF, "fd {} is not a perf event", fd);
     return it->second;
 }
 
@@ -298,12 +310,13 @@ void server::impl::reap() {
                 o.user_cleared = true;
                 changed = cleared = true;
             }
-            // Referenced by nothing but this table's two indexes.
-            if (!user && it->second.use_count() == 2) {
+            // Referenced by nothing but this table's indexes (perf events have no id).
+            long indexes = o.kind == obj_kind::perf_event ? 1 : 2;
+            if (!user && it->second.use_count() == indexes) {
                 if (o.link) detach(*o.link);  // a link's attachment ends with the link
                 inotify_rm_watch(notify, o.watch);
                 by_watch.erase(o.watch);
-                by_id[int(o.kind)].erase(o.id);
+                if (o.kind != obj_kind::perf_event) by_id[int(o.kind)].erase(o.id);
                 it = by_inode.erase(it);
                 changed = true;
                 continue;
@@ -373,7 +386,9 @@ server::object_counts server::count() {
     std::lock_guard g(_impl->lock);
     _impl->dirty = true;
     _impl->reap();
-    return {_impl->by_id[0].size(), _impl->by_id[1].size(), _impl->by_id[2].size(), _impl->by_id[3].size()};
+    size_t perf_events = 0;
+    for (const auto& [ino, o] : _impl->by_inode) perf_events += o->kind == obj_kind::perf_event;
+    return {_impl->by_id[0].size(), _impl->by_id[1].size(), _impl->by_id[2].size(), _impl->by_id[3].size(), perf_events};
 }
 
 long server::bpf(int cmd, uint64_t attr_addr, uint32_t size, pid_t pid) {
@@ -402,6 +417,16 @@ long server::bpf(int cmd, uint64_t attr_addr, uint32_t size, pid_t pid) {
     if (r < 0 && !_impl->last_error.empty()) _impl->last_error = fmt::format("{}: {}", c->name, _impl->last_error);
     if (!is_element_command(cmd)) _impl->dirty = true;  // anything else may have dropped a reference
     maps::qsbr::process().poll();
+    return r;
+}
+
+std::optional<long> server::perf_event_open(uint64_t attr_addr, int pid, int cpu, int group_fd, unsigned long flags,
+                                            pid_t client) {
+    std::lock_guard g(_impl->lock);
+    _impl->last_error.clear();
+    _impl->reap();
+    auto r = _impl->perf_event_open(attr_addr, pid, cpu, group_fd, flags, client_memory{client});
+    if (r && *r < 0 && !_impl->last_error.empty()) _impl->last_error = fmt::format("perf_event_open: {}", _impl->last_error);
     return r;
 }
 

@@ -19,6 +19,7 @@
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -85,12 +86,19 @@ public:
     // at `attr_addr`, `size` bytes as passed. Returns what bpf() returns, or -errno.
     long bpf(int cmd, uint64_t attr_addr, uint32_t size, pid_t pid = 0);
 
+    // perf_event_open(2) from process `pid` (0: this process) for the events xdprt serves: BPF
+    // output events (PERF_TYPE_SOFTWARE, PERF_COUNT_SW_BPF_OUTPUT) of one CPU (pid -1), the ones a
+    // PERF_EVENT_ARRAY takes (perf_commands.cpp). Returns the new fd or -errno, or nothing for any
+    // other event, which is the kernel's to serve.
+    std::optional<long> perf_event_open(uint64_t attr_addr, int pid, int cpu, int group_fd, unsigned long flags,
+                                        pid_t client = 0);
+
     // The message of the last failed command: what and where, for logs and tests.
     const std::string& last_error() const;
 
     // Live objects, after releasing those nothing refers to any more (count() reaps first).
     struct object_counts {
-        size_t maps = 0, progs = 0, btfs = 0, links = 0;
+        size_t maps = 0, progs = 0, btfs = 0, links = 0, perf_events = 0;
     };
     object_counts count();
 

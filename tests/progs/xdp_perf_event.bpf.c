@@ -3,6 +3,8 @@
 // PERF_EVENT_ARRAY (max_entries left 0: libbpf sizes it to the possible CPUs). The setup opens no
 // perf events, so the helper returns -ENOENT; the return code of the last call and ok/error counts
 // are kept, which is what the differential comparison checks. All frames are passed.
+// tests/control/perf_event_test.cpp opens libbpf's perf_buffer on the same program and compares
+// the records delivered by the kernel and by xdprt.
 // Exercises: PERF_EVENT_ARRAY, perf_event_output with BPF_F_CURRENT_CPU and a packet sample.
 #include "xdp_common.bpf.h"
 

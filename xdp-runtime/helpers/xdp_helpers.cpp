@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "helpers/internal.h"
+#include "perf/perf_event.h"
 #include "prog/prog.h"
 
 namespace xdprt::helpers {
@@ -120,10 +121,13 @@ uint64_t csum_diff(uint64_t from, uint64_t from_size, uint64_t to, uint64_t to_s
     return sum;
 }
 
-// bpf_perf_event_output for XDP (bpf_xdp_event_output): the PERF_EVENT_ARRAY slot must hold a
-// perf event of this CPU. xdprt has no perf events yet (perf_event_open arrives with the preload
-// shim), so a slot is always empty: -ENOENT, as the kernel answers for an empty slot.
-uint64_t perf_event_output(uint64_t ctx, uint64_t map, uint64_t flags, uint64_t, uint64_t) {
+// bpf_perf_event_output for XDP (bpf_xdp_event_output, then bpf_event_output and
+// __bpf_perf_event_output): flags are an index (or BPF_F_CURRENT_CPU, the runtime CPU id) and in
+// their upper 32 bits how many packet bytes to append to the record; the slot must hold a perf
+// event that counts this CPU and is enabled (the kernel's event->oncpu check: -EOPNOTSUPP).
+// PERF_EVENT_ARRAY slots only ever hold BPF output events (the server refuses any other fd), so
+// the kernel's -EINVAL for another event type cannot arise.
+uint64_t perf_event_output(uint64_t ctx, uint64_t map, uint64_t flags, uint64_t data, uint64_t size) {
     if (flags & ~(BPF_F_CTXLEN_MASK | BPF_F_INDEX_MASK)) return uint64_t(-EINVAL);
     xdp_buff& x = ctx_of(ctx);
     uint64_t ctx_len = (flags & BPF_F_CTXLEN_MASK) >> 32;
@@ -132,7 +136,9 @@ uint64_t perf_event_output(uint64_t ctx, uint64_t map, uint64_t flags, uint64_t,
     uint64_t index = flags & BPF_F_INDEX_MASK;
     if (index == BPF_F_CURRENT_CPU) index = maps::this_cpu;
     if (index >= m.spec().max_entries) return uint64_t(-E2BIG);
-    return uint64_t(-ENOENT);
+    auto* ev = static_cast<perf::event*>(maps::object_at(m, uint32_t(index)));
+    if (!ev) return uint64_t(-ENOENT);
+    return uint64_t(ev->output(maps::this_cpu, {reinterpret_cast<const std::byte*>(data), size}, x.data, uint32_t(ctx_len)));
 }
 
 }  // namespace

@@ -15,7 +15,7 @@
 // Writers of one map are serialized by a lock in its header; readers never lock.
 //
 // Fd-valued maps (PROG_ARRAY, ARRAY_OF_MAPS, HASH_OF_MAPS, DEVMAP(_HASH), CPUMAP, XSKMAP,
-// PERF_EVENT_ARRAY) hold objects of this process (programs, maps, sockets): userspace sees their
+// PERF_EVENT_ARRAY) hold objects of this process (programs, maps, perf events, sockets): userspace sees their
 // ids, programs their pointers. The server resolves fds to held_object before calling in.
 //
 // Errors are the kernel's errnos for the same request (map creation: its map_alloc_check).
