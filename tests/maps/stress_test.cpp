@@ -253,9 +253,11 @@ TEST_P(ObjectHashStress, ReplacedObjectsLiveUntilReadersAreQuiescent) {
     auto m = must_create(s);
     std::atomic<bool> stop{false};
     std::atomic<uint64_t> bad{0}, seen{0};
+    std::atomic<int> started{0};
     auto reader = [&](uint32_t cpu) {
         this_cpu = cpu;
         testing::program_thread q;
+        ++started;
         std::mt19937 rng(cpu);
         for (uint64_t i = 0; !stop && i < max_ops; ++i) {
             if (i % 32 == 0) q.reader.quiescent();
@@ -275,9 +277,17 @@ TEST_P(ObjectHashStress, ReplacedObjectsLiveUntilReadersAreQuiescent) {
     };
     std::thread a(reader, 0), b(reader, 1);
     std::mt19937 rng(99);
+    // On a loaded machine the readers may start late: writes begin once both read, and go on
+    // (within a hard bound) until they have looked at enough elements to mean something.
+    auto hard_end = std::chrono::steady_clock::now() + 10 * run_time;
+    while (started.load() < 2 && std::chrono::steady_clock::now() < hard_end) std::this_thread::yield();
     auto end = std::chrono::steady_clock::now() + run_time;
     uint64_t writes = 0, failures = 0, enomem = 0;
-    for (; writes < max_ops / 10 && std::chrono::steady_clock::now() < end; ++writes) {
+    auto more = [&] {
+        auto now = std::chrono::steady_clock::now();
+        return (writes < max_ops / 10 && now < end) || ((seen.load() <= 1000 || writes <= 1000) && now < hard_end);
+    };
+    for (; more(); ++writes) {
         uint32_t k = rng() % keys;
         result<void> r;
         if (rng() % 4 == 0) {
