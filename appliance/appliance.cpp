@@ -11,8 +11,6 @@ namespace {
 // Redirect targets the dataplane does not serve yet: refused at attach, never met per packet.
 result<void> runs_here(const control::server::runnable_prog& p) {
     for (uint32_t t : p.map_types) {
-        if (t == BPF_MAP_TYPE_CPUMAP)
-            return fail(EOPNOTSUPP, "prog '{}': redirects through a CPUMAP, which the dataplane does not serve yet", p.name);
         if (t == BPF_MAP_TYPE_XSKMAP)
             return fail(EOPNOTSUPP, "prog '{}': redirects through an XSKMAP, which the dataplane does not serve yet", p.name);
     }

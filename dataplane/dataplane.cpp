@@ -17,7 +17,9 @@
 #include <atomic>
 #include <map>
 #include <mutex>
+#include <chrono>
 #include <set>
+#include <thread>
 
 #include "dataplane/internal.h"
 #include "maps/map.h"
@@ -119,8 +121,28 @@ dataplane::impl::~impl() {
     if (running.exchange(false))
         for (auto& w : workers) rte_eal_wait_lcore(w->lcore);
     twin_service = {};
+    drop_cpu_rings();
+    for (rte_ring* r : cpu_rings) rte_ring_free(r);
     close_ports();
     if (pool) rte_mempool_free(pool);
+}
+
+void dataplane::impl::drop_cpu_rings() {
+    rte_mbuf* m;
+    for (rte_ring* r : cpu_rings)
+        while (rte_ring_dequeue(r, reinterpret_cast<void**>(&m)) == 0) rte_pktmbuf_free(m);
+}
+
+void dataplane::impl::wait_cpu_rings() {
+    // Every frame enqueued before now was taken once the consumer's tail passes today's head;
+    // it was processed once its consumer then passes a quiescent point (the caller waits for one).
+    std::vector<uint32_t> heads;
+    for (rte_ring* r : cpu_rings) heads.push_back(__atomic_load_n(&r->prod.tail, __ATOMIC_ACQUIRE));
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+    for (size_t k = 0; k < cpu_rings.size(); ++k)
+        while (int32_t(__atomic_load_n(&cpu_rings[k]->cons.tail, __ATOMIC_ACQUIRE) - heads[k]) < 0 &&
+               running.load() && std::chrono::steady_clock::now() < deadline)
+            std::this_thread::yield();
 }
 
 result<void> dataplane::impl::open_ports() {
@@ -201,7 +223,8 @@ result<void> dataplane::impl::open_ports() {
             if (!tid) return where(with_context(tid.error(), "kernel twin"));
             ps->twin = *tid;
             uint16_t tq = 0;
-            auto tup = setup_ethdev(ps->twin, nworkers, nworkers, 512, 512, pool, false, tq);
+            // A queue pair per worker (PASS) and one for the twin service (CPUMAP work it does).
+            auto tup = setup_ethdev(ps->twin, nworkers + 1, nworkers + 1, 512, 512, pool, false, tq);
             if (!tup) return where(with_context(tup.error(), "kernel twin"));
             ps->twin_queues = tq;
             ps->ifindex = if_nametoindex(sp.name.c_str());
@@ -298,6 +321,15 @@ result<std::unique_ptr<dataplane>> dataplane::create(options opts) {
                                       RTE_MBUF_DEFAULT_BUF_SIZE, SOCKET_ID_ANY);
     if (!d->pool) return fail(ENOMEM, "mempool of {} mbufs: {}", n, rte_strerror(rte_errno));
     if (auto ok = d->open_ports(); !ok) return tl::unexpected(ok.error());
+    // CPUMAP: a ring per runtime CPU id, multi-producer (any worker redirects), single consumer.
+    static std::atomic<uint32_t> rings{0};
+    uint32_t gen = rings.fetch_add(1);
+    for (uint32_t cpu = 0; cpu < maps::possible_cpus(); ++cpu) {
+        rte_ring* r = rte_ring_create(fmt::format("xdprt_cpu{}_{}", gen, cpu).c_str(), 4096, SOCKET_ID_ANY, RING_F_SC_DEQ);
+        if (!r) return fail(ENOMEM, "cpumap ring of cpu {}: {}", cpu, rte_strerror(rte_errno));
+        d->cpu_rings.push_back(r);
+    }
+    d->service_counters = std::make_unique<port_counters[]>(d->ports.size());
     return std::unique_ptr<dataplane>(new dataplane(std::move(d)));
 }
 
@@ -330,6 +362,7 @@ void dataplane::stop() {
     if (d.running.exchange(false))
         for (auto& w : d.workers) rte_eal_wait_lcore(w->lcore);
     d.twin_service = {};
+    d.drop_cpu_rings();  // their frames name programs and maps that may not outlive the stop
     d.started = false;
 }
 
@@ -346,8 +379,13 @@ result<void> dataplane::attach(size_t index, xdp_program p) {
         next->p = std::move(p);
     }
     ps.active.store(next.get(), std::memory_order_release);
-    // No worker reads the old runner after every worker has passed a quiescent point.
+    // No worker reads the old runner after every worker has passed a quiescent point; frames
+    // it sent to CPUMAP rings (naming its maps) are processed after one more.
     maps::qsbr::process().synchronize();
+    if (d.started) {
+        d.wait_cpu_rings();
+        maps::qsbr::process().synchronize();
+    }
     ps.owned = std::move(next);
     return {};
 }
@@ -364,6 +402,10 @@ std::vector<port_stats> dataplane::stats() const {
                 s.packets[c] += w->counters[k].packets[c].load(std::memory_order_relaxed);
                 s.bytes[c] += w->counters[k].bytes[c].load(std::memory_order_relaxed);
             }
+        for (size_t c = 0; c < size_t(counter::count_); ++c) {
+            s.packets[c] += d.service_counters[k].packets[c].load(std::memory_order_relaxed);
+            s.bytes[c] += d.service_counters[k].bytes[c].load(std::memory_order_relaxed);
+        }
         s.twin_rx = d.twin_counters[k]->packets[0].load(std::memory_order_relaxed);
         s.packets[size_t(counter::tx_error)] += d.twin_counters[k]->packets[size_t(counter::tx_error)].load(std::memory_order_relaxed);
         out.push_back(std::move(s));

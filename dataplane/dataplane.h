@@ -76,9 +76,14 @@ struct xdp_program {
 };
 
 // Per port and action, summed over the workers.
-enum class counter : uint8_t { rx, tx, drop, pass, redirect, aborted, tx_error, redirect_error, oversize, count_ };
+// rx: frames received; tx, drop, pass, redirect, aborted: verdicts (of the port's program, and
+// of cpumap entries' programs for frames it redirected to a CPU: cpu_in counts those arrivals);
+// tx_error: frames a device refused; redirect_error: redirects to nothing (an empty map slot, an
+// interface that is no port) or a full CPU ring; oversize: frames no program may see (multi-
+// segment) or a frame grown past its buffer.
+enum class counter : uint8_t { rx, tx, drop, pass, redirect, aborted, tx_error, redirect_error, oversize, cpu_in, count_ };
 inline constexpr const char* counter_names[] = {"rx",       "tx",       "drop",           "pass",     "redirect",
-                                                "aborted",  "tx_error", "redirect_error", "oversize"};
+                                                "aborted",  "tx_error", "redirect_error", "oversize", "cpu_in"};
 static_assert(std::size(counter_names) == size_t(counter::count_));
 
 struct port_stats {

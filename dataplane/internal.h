@@ -14,6 +14,7 @@
 
 struct rte_mbuf;
 struct rte_mempool;
+struct rte_ring;
 
 namespace xdprt::dataplane {
 
@@ -79,8 +80,12 @@ struct dataplane::impl {
     std::vector<std::unique_ptr<worker_state>> workers;
     std::atomic<bool> running{false};
     bool started = false;
-    std::jthread twin_service;   // kernel -> twin -> port, for every port
+    std::jthread twin_service;   // kernel -> twin -> port, for every port; CPUMAP rings without a worker
     std::vector<std::unique_ptr<port_counters>> twin_counters;  // per port, written by twin_service
+    std::unique_ptr<port_counters[]> service_counters;          // per port: CPUMAP work of twin_service
+    std::vector<rte_ring*> cpu_rings;  // per runtime CPU id: frames redirected through a CPUMAP
+    void drop_cpu_rings();             // frees what the rings hold (the dataplane stopped)
+    void wait_cpu_rings();             // until every frame enqueued so far was processed
 
     [[nodiscard]] result<void> open_ports();
     [[nodiscard]] result<void> plan_workers();

@@ -1,15 +1,26 @@
-// The hot path: a worker's burst loop and the twin service (DESIGN.md section 4, invariant 7).
+// The hot path: a worker's burst loop, CPUMAP delivery, and the twin service (DESIGN.md section 4,
+// invariant 7).
 //
 // Per burst: one rx_burst, one program pointer load, one program run per packet, then the
-// verdicts are acted on in bulk: one free-bulk for drops, one tx_burst per destination, counters
-// added once, one quiescent point. No allocation, lock (but see txq::lock), syscall, exception,
-// log line or virtual call per packet; the ABORTED trace is rate-limited to one line a second.
+// verdicts are acted on in bulk: one free-bulk for drops, one tx_burst per destination port or
+// twin, one ring enqueue per CPUMAP target, counters added once, one quiescent point. No
+// allocation, lock (but see txq::lock), syscall, exception, log line or virtual call per packet;
+// the ABORTED trace is rate-limited to one line a second.
+//
+// CPUMAP: the kernel runs a cpumap entry's program on the entry's CPU, then hands the frame to
+// its stack. Here each runtime CPU id has a ring; the worker on that lcore drains it (the twin
+// service does, for CPU ids without a worker: the main lcore's, say), runs the entry's program
+// (ingress_ifindex of the port the frame came in on) and acts on its verdict: PASS to that port's
+// twin, DROP, REDIRECT onward; XDP_TX is not an action a cpumap program has (dropped, counted
+// aborted, as the kernel's bpf_warn_invalid_xdp_action). No program: PASS. What a frame needs
+// across the ring rides in the 40 bytes at data_hard_start that XDP keeps for struct xdp_frame.
 #include <linux/bpf.h>
 
 #include <rte_ethdev.h>
 #include <rte_lcore.h>
 #include <rte_mbuf.h>
 #include <rte_pause.h>
+#include <rte_ring.h>
 
 #include <chrono>
 #include <cstring>
@@ -39,7 +50,7 @@ void run_native(const vm::program& p, prog::xdp_buff* ctx, uint8_t* actions, hel
 }
 
 // The reference engine, for programs without native code: every access checked against the
-// frame (headroom to tailroom) and the context. A fault aborts the packet.
+// frame (headroom to hard end) and the context. A fault aborts the packet.
 void run_interpreter(const vm::program& p, prog::xdp_buff* ctx, uint8_t* actions, helpers::redirect_target* targets,
                      uint32_t n) noexcept {
     for (uint32_t i = 0; i < n; ++i) {
@@ -53,11 +64,56 @@ void run_interpreter(const vm::program& p, prog::xdp_buff* ctx, uint8_t* actions
     }
 }
 
+// One packet through a program of a map entry (devmap or cpumap); XDP_ABORTED on a fault.
+uint8_t run_one(const vm::program& p, prog::xdp_buff& x, helpers::redirect_target& target) noexcept {
+    uint8_t a;
+    burst_fn_for(p)(p, &x, &a, &target, 1);
+    return a;
+}
+
+// What rides with a frame through a CPUMAP ring, at data_hard_start (kept free by XDP).
+struct cpumap_meta {
+    maps::map* map;
+    uint32_t key;
+    uint32_t ingress_port;
+};
+static_assert(sizeof(cpumap_meta) <= helpers::xdp_frame_bytes);
+
 // Frames queued for one destination during a burst.
 struct out_buffer {
     txq q;
     uint32_t n = 0;
     rte_mbuf* m[max_burst];
+};
+struct out_ring {
+    rte_ring* ring = nullptr;
+    uint32_t n = 0;
+    rte_mbuf* m[max_burst];
+};
+
+// A thread's scratch (a worker's or the twin service's), sized once: max_burst per destination.
+struct scratch {
+    rte_mbuf* pkts[max_burst];
+    prog::xdp_buff ctx[max_burst];
+    uint8_t actions[max_burst];
+    uint8_t pre[max_burst];
+    helpers::redirect_target targets[max_burst];
+    rte_mbuf* dead[max_burst];
+    std::vector<out_buffer> tx, twin;  // per port
+    std::vector<out_ring> cpu;         // per runtime CPU id
+    uint64_t last_abort_ns = 0;
+
+    // `index`: which TX queue of every port and twin this thread uses (workers 0..n-1, the
+    // service n); shared queues take their lock.
+    scratch(const dataplane::impl& dp, uint32_t index) : tx(dp.ports.size()), twin(dp.ports.size()), cpu(dp.cpu_rings.size()) {
+        for (size_t k = 0; k < dp.ports.size(); ++k) {
+            const port_state& ps = *dp.ports[k];
+            uint16_t q = uint16_t(index % ps.tx_queues);
+            tx[k].q = {ps.ethdev, q, ps.tx_locks ? &ps.tx_locks[q] : nullptr};
+            if (ps.twin != no_ethdev) twin[k].q = {ps.twin, uint16_t(index % ps.twin_queues), nullptr};
+        }
+        for (size_t c = 0; c < cpu.size(); ++c) cpu[c].ring = dp.cpu_rings[c];
+    }
 };
 
 // Transmits what is queued; what the device does not take is freed and counted as tx_error
@@ -82,46 +138,44 @@ void flush(out_buffer& o, port_counters& c) noexcept {
     o.n = 0;
 }
 
-// ABORTED: the kernel's trace_xdp_exception, here one log line a second per worker at most.
-void trace_aborted(const runner* r, const port_state& ps, uint64_t& last_ns) noexcept {
+// A full CPUMAP ring drops what does not fit (the kernel's ptr_ring full: xdp_redirect_err).
+void flush(out_ring& o, port_counters& c) noexcept {
+    if (!o.n) return;
+    unsigned in = rte_ring_enqueue_burst(o.ring, reinterpret_cast<void**>(o.m), o.n, nullptr);
+    if (in < o.n) {
+        rte_pktmbuf_free_bulk(o.m + in, o.n - in);
+        c.packets[size_t(counter::redirect_error)].fetch_add(o.n - in, std::memory_order_relaxed);
+    }
+    o.n = 0;
+}
+
+// ABORTED: the kernel's trace_xdp_exception, here one log line a second per thread at most.
+void trace_aborted(std::string_view prog, const port_state& ps, uint64_t& last_ns) noexcept {
     uint64_t now = uint64_t(std::chrono::steady_clock::now().time_since_epoch().count());
     if (now - last_ns < 1'000'000'000) return;
     last_ns = now;
-    fmt::print(stderr, "xdprt: port '{}': prog '{}' returned XDP_ABORTED (or an invalid action)\n", ps.spec.name,
-               r ? r->p.name : std::string_view("?"));
+    fmt::print(stderr, "xdprt: port '{}': prog '{}' returned XDP_ABORTED (or an invalid action)\n", ps.spec.name, prog);
 }
 
-// The worker's scratch, sized once: arrays of max_burst per destination.
-struct scratch {
-    rte_mbuf* pkts[max_burst];
-    prog::xdp_buff ctx[max_burst];
-    uint8_t actions[max_burst];
-    helpers::redirect_target targets[max_burst];
-    rte_mbuf* dead[max_burst];
-    std::vector<out_buffer> tx, twin;  // per port
-};
-
-// Fills the contexts of a burst. data_hard_end keeps the kernel's tailroom free for
-// bpf_xdp_adjust_tail growth where the buffer has it; a frame that already reaches into it (an
-// af_xdp PMD places frames deep in its buffers) may shrink, not grow. Multi-segment frames (jumbo
-// frames, which need XDP_HAS_FRAGS programs) never reach a program: counted as oversize.
-void fill_contexts(scratch& s, uint16_t n, const port_state& ps, uint16_t rxq, uint8_t* pre) noexcept {
-    for (uint16_t i = 0; i < n; ++i) {
-        rte_mbuf* m = s.pkts[i];
-        prog::xdp_buff& x = s.ctx[i];
-        uint8_t* buf = static_cast<uint8_t*>(m->buf_addr);
-        x.data_hard_start = buf - mbuf_priv_bytes;
-        x.data = buf + m->data_off;
-        x.data_meta = x.data;
-        x.data_end = x.data + m->data_len;
-        uint8_t* growth_end = buf + m->buf_len - helpers::xdp_tailroom;
-        x.data_hard_end = x.data_end > growth_end ? x.data_end : growth_end;
-        x.ingress_ifindex = ps.ifindex;
-        x.rx_queue_index = rxq;
-        x.egress_ifindex = 0;
-        x.flags = 0;
-        pre[i] = m->nb_segs != 1 ? 1 : 0;
-    }
+// The program's view of one frame. With the mbuf private area of our pools (mbuf_priv_bytes
+// right before the buffer) the headroom is 256 B; mbufs of other pools (a test's, a PMD's) have
+// only their own. data_hard_end keeps the kernel's tailroom free for bpf_xdp_adjust_tail growth
+// where the buffer has it; a frame that already reaches into it (the af_xdp PMD places frames
+// deep in its buffers) may shrink, not grow. Returns false for a frame no program may see:
+// multi-segment (jumbo frames need XDP_HAS_FRAGS programs), counted oversize.
+bool fill_context(prog::xdp_buff& x, rte_mbuf* m, const port_state& ps, uint16_t rxq) noexcept {
+    uint8_t* buf = static_cast<uint8_t*>(m->buf_addr);
+    x.data_hard_start = rte_pktmbuf_priv_size(m->pool) >= mbuf_priv_bytes ? buf - mbuf_priv_bytes : buf;
+    x.data = buf + m->data_off;
+    x.data_meta = x.data;
+    x.data_end = x.data + m->data_len;
+    uint8_t* growth_end = buf + m->buf_len - helpers::xdp_tailroom;
+    x.data_hard_end = x.data_end > growth_end ? x.data_end : growth_end;
+    x.ingress_ifindex = ps.ifindex;
+    x.rx_queue_index = rxq;
+    x.egress_ifindex = 0;
+    x.flags = 0;
+    return m->nb_segs == 1;
 }
 
 // Writes the program's view of the frame back into the mbuf. A frame the program moved in front
@@ -142,6 +196,231 @@ bool commit_frame(rte_mbuf* m, const prog::xdp_buff& x) noexcept {
     return true;
 }
 
+// Where an XDP_REDIRECT goes.
+struct destination {
+    enum kind_t : uint8_t { none, port, cpu } kind = none;
+    uint32_t index = 0;                  // port index or CPU id
+    const vm::program* prog = nullptr;   // a devmap entry's program, run before transmission
+    uint32_t egress_ifindex = 0;
+};
+
+destination resolve(const dataplane::impl& dp, const helpers::redirect_target& t) noexcept {
+    destination d;
+    if (!t.map) {
+        int p = dp.port_of_ifindex(t.ifindex);
+        if (p >= 0) d = {destination::port, uint32_t(p), nullptr, t.ifindex};
+        return d;
+    }
+    auto& m = *const_cast<maps::map*>(t.map);
+    switch (m.type()) {
+    case BPF_MAP_TYPE_DEVMAP:
+    case BPF_MAP_TYPE_DEVMAP_HASH: {
+        auto* v = static_cast<const uint32_t*>(m.ops().lookup(m, &t.index));
+        if (!v) return d;
+        int p = dp.port_of_ifindex(v[0]);
+        if (p >= 0) d = {destination::port, uint32_t(p), static_cast<const vm::program*>(maps::entry_program(m, t.index)), v[0]};
+        return d;
+    }
+    case BPF_MAP_TYPE_CPUMAP:
+        if (t.index < dp.cpu_rings.size() && m.ops().lookup(m, &t.index)) d = {destination::cpu, t.index, nullptr, 0};
+        return d;
+    default:
+        return d;
+    }
+}
+
+enum class stage { rx, cpumap };
+
+// Queues `m` on port `to`'s TX buffer, flushing it first when full (a broadcast can queue more
+// than a burst on one port).
+void queue_tx(scratch& s, uint32_t to, rte_mbuf* m, port_counters& c) noexcept {
+    out_buffer& o = s.tx[to];
+    if (o.n == max_burst) flush(o, c);
+    o.m[o.n++] = m;
+}
+
+// bpf_redirect_map with BPF_F_BROADCAST (the kernel's dev_map_enqueue_multi): a copy of the
+// frame to every entry of the devmap, in map order, but the ingress interface's with
+// BPF_F_EXCLUDE_INGRESS; each entry's program sees its copy with its egress_ifindex first. The
+// frame itself goes to the last target. Returns how many copies were queued; `errors` counts
+// entries that name no port of the appliance and copies that could not be made.
+uint32_t broadcast(const dataplane::impl& dp, scratch& s, rte_mbuf* m, const port_state& in,
+                   const helpers::redirect_target& t, port_counters& c, uint32_t& errors) noexcept {
+    auto& map = *const_cast<maps::map*>(t.map);
+    struct target {
+        uint32_t port, key, ifindex;
+    };
+    target targets[64];
+    uint32_t nt = 0;
+    uint64_t cursor = 0;
+    uint32_t key, ifindex;
+    while (nt < std::size(targets) && maps::next_devmap_entry(map, cursor, &key, &ifindex)) {
+        if ((t.flags & BPF_F_EXCLUDE_INGRESS) && ifindex == in.ifindex) continue;
+        int p = dp.port_of_ifindex(ifindex);
+        if (p < 0) {
+            ++errors;
+            continue;
+        }
+        targets[nt++] = {uint32_t(p), key, ifindex};
+    }
+    uint32_t queued = 0;
+    for (uint32_t k = 0; k < nt; ++k) {
+        rte_mbuf* f = k + 1 == nt ? m : rte_pktmbuf_copy(m, m->pool, 0, UINT32_MAX);
+        if (!f) {
+            ++errors;
+            continue;
+        }
+        if (auto* p = static_cast<const vm::program*>(maps::entry_program(map, targets[k].key))) {
+            prog::xdp_buff x;
+            if (!fill_context(x, f, in, 0)) {
+                rte_pktmbuf_free(f);
+                ++errors;
+                continue;
+            }
+            x.egress_ifindex = targets[k].ifindex;
+            helpers::redirect_target ignored;
+            if (run_one(*p, x, ignored) != XDP_PASS || !commit_frame(f, x)) {
+                rte_pktmbuf_free(f);
+                continue;
+            }
+        }
+        queue_tx(s, targets[k].port, f, c);
+        ++queued;
+    }
+    if (!nt) rte_pktmbuf_free(m);  // no target: the frame is consumed, as the kernel does
+    return queued;
+}
+
+// Acts on the verdicts of `n` frames received on port `pi` (or taken from a CPUMAP ring for
+// it): frees the dead in bulk, queues the rest per destination, adds the counters once.
+void act(dataplane::impl& dp, scratch& s, uint32_t n, size_t pi, port_counters& c, std::string_view prog_name,
+         stage st) noexcept {
+    const port_state& ps = *dp.ports[pi];
+    uint32_t count[size_t(counter::count_)] = {};
+    uint64_t bytes[size_t(counter::count_)] = {};
+    uint32_t ndead = 0;
+    auto dead = [&](rte_mbuf* m, counter why) {
+        ++count[size_t(why)];
+        bytes[size_t(why)] += rte_pktmbuf_pkt_len(m);
+        s.dead[ndead++] = m;
+    };
+    for (uint32_t i = 0; i < n; ++i) {
+        rte_mbuf* m = s.pkts[i];
+        uint8_t a = s.actions[i];
+        prog::xdp_buff& x = s.ctx[i];
+        if (s.pre[i]) {
+            dead(m, counter::oversize);
+            continue;
+        }
+        if (a == XDP_TX && st == stage::cpumap) a = XDP_ABORTED;  // not a cpumap program's action
+        if (a == XDP_DROP || a == XDP_ABORTED) {
+            dead(m, a == XDP_DROP ? counter::drop : counter::aborted);
+            continue;
+        }
+        destination d;
+        if (a == XDP_REDIRECT && s.targets[i].map && (s.targets[i].flags & BPF_F_BROADCAST)) {
+            if (!commit_frame(m, x)) {
+                dead(m, counter::oversize);
+                continue;
+            }
+            uint32_t errors = 0;
+            uint64_t len = m->pkt_len;
+            uint32_t copies = broadcast(dp, s, m, ps, s.targets[i], c, errors);
+            count[size_t(counter::redirect)] += copies;
+            bytes[size_t(counter::redirect)] += len * copies;
+            count[size_t(counter::redirect_error)] += errors;
+            continue;
+        }
+        if (a == XDP_REDIRECT) {
+            d = resolve(dp, s.targets[i]);
+            if (d.kind == destination::none) {
+                dead(m, counter::redirect_error);
+                continue;
+            }
+            if (d.prog) {  // the devmap entry's program sees the frame with its egress_ifindex
+                x.egress_ifindex = d.egress_ifindex;
+                helpers::redirect_target ignored;
+                uint8_t e = run_one(*d.prog, x, ignored);
+                if (e != XDP_PASS) {  // DROP, ABORTED; TX and REDIRECT are not a devmap program's
+                    dead(m, e == XDP_DROP ? counter::drop : counter::aborted);
+                    continue;
+                }
+            }
+        }
+        if (!commit_frame(m, x)) {
+            dead(m, counter::oversize);
+            continue;
+        }
+        counter what;
+        if (a == XDP_TX) {
+            what = counter::tx;
+            queue_tx(s, uint32_t(pi), m, c);
+        } else if (a == XDP_PASS) {
+            what = counter::pass;
+            if (ps.twin == no_ethdev) {  // no twin: the kernel cannot receive it
+                dead(m, counter::pass);
+                continue;
+            }
+            s.twin[pi].m[s.twin[pi].n++] = m;
+        } else if (d.kind == destination::port) {
+            what = counter::redirect;
+            queue_tx(s, d.index, m, c);
+        } else {
+            what = counter::redirect;
+            auto* meta = reinterpret_cast<cpumap_meta*>(x.data_hard_start);
+            *meta = {const_cast<maps::map*>(s.targets[i].map), s.targets[i].index, uint32_t(pi)};
+            s.cpu[d.index].m[s.cpu[d.index].n++] = m;
+        }
+        ++count[size_t(what)];
+        bytes[size_t(what)] += m->pkt_len;
+    }
+    if (ndead) rte_pktmbuf_free_bulk(s.dead, ndead);
+    if (count[size_t(counter::aborted)]) trace_aborted(prog_name, ps, s.last_abort_ns);
+    for (size_t k = size_t(counter::tx); k < size_t(counter::count_); ++k) {
+        if (!count[k]) continue;
+        c.packets[k].fetch_add(count[k], std::memory_order_relaxed);
+        c.bytes[k].fetch_add(bytes[k], std::memory_order_relaxed);
+    }
+    for (auto& o : s.tx) flush(o, c);
+    flush(s.twin[pi], c);
+    for (auto& o : s.cpu) flush(o, c);
+}
+
+const cpumap_meta& meta_of(const rte_mbuf* m) noexcept {
+    auto* buf = static_cast<const uint8_t*>(m->buf_addr);
+    return *reinterpret_cast<const cpumap_meta*>(rte_pktmbuf_priv_size(m->pool) >= mbuf_priv_bytes ? buf - mbuf_priv_bytes : buf);
+}
+
+// Takes up to a burst from CPU `cpu`'s ring and runs each frame through its cpumap entry's
+// program. Counted on the ingress port: cpu_in, then the entry's verdicts. Frames are acted on
+// per run of one ingress port (its counters, its twin). Returns how many were taken.
+uint32_t drain_cpumap(dataplane::impl& dp, scratch& s, uint32_t cpu, port_counters* counters_of_port) noexcept {
+    rte_mbuf* taken[max_burst];
+    uint32_t n = rte_ring_dequeue_burst(dp.cpu_rings[cpu], reinterpret_cast<void**>(taken), dp.opts.burst, nullptr);
+    for (uint32_t i = 0; i < n;) {
+        const uint32_t pi = meta_of(taken[i]).ingress_port;
+        std::string_view name = "cpumap";
+        uint32_t k = 0;
+        for (; i < n && meta_of(taken[i]).ingress_port == pi; ++i, ++k) {
+            rte_mbuf* m = taken[i];
+            const cpumap_meta meta = meta_of(m);
+            s.pkts[k] = m;
+            s.pre[k] = !fill_context(s.ctx[k], m, *dp.ports[pi], 0);
+            auto* p = static_cast<const vm::program*>(maps::entry_program(*meta.map, meta.key));
+            if (p) {
+                name = p->name;
+                s.actions[k] = run_one(*p, s.ctx[k], s.targets[k]);
+            } else {
+                s.actions[k] = XDP_PASS;
+            }
+        }
+        port_counters& c = counters_of_port[pi];
+        c.packets[size_t(counter::cpu_in)].fetch_add(k, std::memory_order_relaxed);
+        act(dp, s, k, pi, c, name, stage::cpumap);
+    }
+    return n;
+}
+
 }  // namespace
 
 burst_fn burst_fn_for(const vm::program& p) { return p.native ? run_native : run_interpreter; }
@@ -152,23 +431,6 @@ int dataplane::impl::port_of_ifindex(uint32_t ifindex) const noexcept {
     return -1;
 }
 
-// The port an XDP_REDIRECT goes to, or -1 (counted as redirect_error: the kernel's
-// xdp_do_redirect failing, trace_xdp_redirect_err, frame dropped).
-static int redirect_port(const dataplane::impl& dp, const helpers::redirect_target& t) noexcept {
-    if (!t.map) return dp.port_of_ifindex(t.ifindex);
-    auto& m = *const_cast<maps::map*>(t.map);
-    switch (m.type()) {
-    case BPF_MAP_TYPE_DEVMAP:
-    case BPF_MAP_TYPE_DEVMAP_HASH: {
-        if (t.flags & BPF_F_BROADCAST) return -1;
-        auto* v = static_cast<const uint32_t*>(m.ops().lookup(m, &t.index));
-        return v ? dp.port_of_ifindex(v[0]) : -1;
-    }
-    default:
-        return -1;
-    }
-}
-
 int worker_main(dataplane::impl& dp, worker_state& w) {
     maps::this_cpu = w.lcore;
     auto reader = maps::qsbr::process().attach();
@@ -176,18 +438,9 @@ int worker_main(dataplane::impl& dp, worker_state& w) {
         fmt::print(stderr, "xdprt: worker on lcore {}: {}\n", w.lcore, reader.error().message);
         return -1;
     }
-    auto s = std::make_unique<scratch>();
-    s->tx.resize(dp.ports.size());
-    s->twin.resize(dp.ports.size());
-    for (size_t k = 0; k < dp.ports.size(); ++k) {
-        const port_state& ps = *dp.ports[k];
-        uint16_t q = uint16_t(w.index % ps.tx_queues);
-        s->tx[k].q = {ps.ethdev, q, ps.tx_locks ? &ps.tx_locks[q] : nullptr};
-        if (ps.twin != no_ethdev) s->twin[k].q = {ps.twin, uint16_t(w.index % ps.twin_queues), nullptr};
-    }
+    auto s = std::make_unique<scratch>(dp, w.index);
     const uint16_t burst = uint16_t(dp.opts.burst);
-    uint64_t last_abort_ns = 0;
-    uint8_t pre[max_burst];
+    const bool has_cpu_ring = w.lcore < dp.cpu_rings.size();
 
     reader->online();
     while (dp.running.load(std::memory_order_relaxed)) {
@@ -197,113 +450,68 @@ int worker_main(dataplane::impl& dp, worker_state& w) {
             if (!n) continue;
             port_counters& c = w.counters[pi];
             uint64_t rx_bytes = 0;
-            for (uint16_t i = 0; i < n; ++i) rx_bytes += rte_pktmbuf_pkt_len(s->pkts[i]);
+            for (uint16_t i = 0; i < n; ++i) {
+                rx_bytes += rte_pktmbuf_pkt_len(s->pkts[i]);
+                s->pre[i] = !fill_context(s->ctx[i], s->pkts[i], ps, rxq);
+            }
             c.packets[size_t(counter::rx)].fetch_add(n, std::memory_order_relaxed);
             c.bytes[size_t(counter::rx)].fetch_add(rx_bytes, std::memory_order_relaxed);
-
             const runner* r = ps.active.load(std::memory_order_acquire);
-            fill_contexts(*s, n, ps, rxq, pre);
-            if (r) {
-                r->run(*r->p.prog, s->ctx, s->actions, s->targets, n);
-            } else {
-                std::memset(s->actions, XDP_PASS, n);  // no program: the kernel gets every frame
-            }
-
-            // Verdict counters (packets, bytes) of this burst, added to the port's once.
-            uint32_t count[size_t(counter::count_)] = {};
-            uint64_t bytes[size_t(counter::count_)] = {};
-            uint32_t ndead = 0;
-            auto dead = [&](rte_mbuf* m, counter why) {
-                ++count[size_t(why)];
-                bytes[size_t(why)] += rte_pktmbuf_pkt_len(m);
-                s->dead[ndead++] = m;
-            };
-            for (uint16_t i = 0; i < n; ++i) {
-                rte_mbuf* m = s->pkts[i];
-                uint8_t a = s->actions[i];
-                if (pre[i]) {
-                    dead(m, counter::oversize);
-                    continue;
-                }
-                if (a == XDP_DROP || a == XDP_ABORTED) {
-                    dead(m, a == XDP_DROP ? counter::drop : counter::aborted);
-                    continue;
-                }
-                if (!commit_frame(m, s->ctx[i])) {
-                    dead(m, counter::oversize);
-                    continue;
-                }
-                out_buffer* o;
-                counter what;
-                if (a == XDP_TX) {
-                    o = &s->tx[pi];
-                    what = counter::tx;
-                } else if (a == XDP_PASS) {
-                    o = &s->twin[pi];
-                    what = counter::pass;
-                    if (ps.twin == no_ethdev) {  // no twin: the kernel cannot receive it
-                        dead(m, counter::pass);
-                        continue;
-                    }
-                } else {  // XDP_REDIRECT
-                    int to = redirect_port(dp, s->targets[i]);
-                    if (to < 0) {
-                        dead(m, counter::redirect_error);
-                        continue;
-                    }
-                    o = &s->tx[size_t(to)];
-                    what = counter::redirect;
-                }
-                ++count[size_t(what)];
-                bytes[size_t(what)] += m->pkt_len;
-                o->m[o->n++] = m;
-            }
-            if (ndead) rte_pktmbuf_free_bulk(s->dead, ndead);
-            if (count[size_t(counter::aborted)]) trace_aborted(r, ps, last_abort_ns);
-            for (size_t k = size_t(counter::tx); k < size_t(counter::count_); ++k) {
-                if (!count[k]) continue;
-                c.packets[k].fetch_add(count[k], std::memory_order_relaxed);
-                c.bytes[k].fetch_add(bytes[k], std::memory_order_relaxed);
-            }
-
-            // TX on this port, PASS to its twin, REDIRECT to other ports' TX queues.
-            for (auto& o : s->tx) flush(o, c);
-            flush(s->twin[pi], c);
+            if (r) r->run(*r->p.prog, s->ctx, s->actions, s->targets, n);
+            else std::memset(s->actions, XDP_PASS, n);  // no program: the kernel gets every frame
+            act(dp, *s, n, pi, c, r ? std::string_view(r->p.name) : std::string_view(), stage::rx);
         }
+        if (has_cpu_ring) drain_cpumap(dp, *s, w.lcore, w.counters.get());
         reader->quiescent();
     }
     reader->offline();
     return 0;
 }
 
-// Frames the kernel sends on a twin (ARP replies, TCP, anything routed out of the port) leave
-// through the port, on the port's last TX queue, which no worker uses. Polled every 50 us when
-// idle: kernel traffic is control-plane traffic, and this keeps the twins off the workers' loop.
+// The twin service: frames the kernel sends on a twin (ARP replies, TCP, anything routed out of
+// the port) leave through the port, on the port's last TX queue, which no worker uses; and the
+// CPUMAP rings of CPU ids no worker runs on are drained here. Polled every 50 us when idle:
+// kernel traffic is control-plane traffic, and this keeps the twins off the workers' loop.
 void twin_main(dataplane::impl& dp, std::stop_token stop) {
-    rte_mbuf* pkts[max_burst];
+    auto reader = maps::qsbr::process().attach();
+    if (!reader) {
+        fmt::print(stderr, "xdprt: twin service: {}\n", reader.error().message);
+        return;
+    }
+    auto s = std::make_unique<scratch>(dp, uint32_t(dp.workers.size()));
+    std::vector<uint32_t> unserved;  // CPU ids without a worker
+    for (uint32_t cpu = 0; cpu < dp.cpu_rings.size(); ++cpu) {
+        bool worker = false;
+        for (auto& w : dp.workers) worker |= w->lcore == cpu;
+        if (!worker) unserved.push_back(cpu);
+    }
     while (!stop.stop_requested()) {
         bool any = false;
         for (size_t k = 0; k < dp.ports.size(); ++k) {
             port_state& ps = *dp.ports[k];
             if (ps.twin == no_ethdev) continue;
             for (uint16_t q = 0; q < ps.twin_queues; ++q) {
-                uint16_t n = rte_eth_rx_burst(ps.twin, q, pkts, max_burst);
+                uint16_t n = rte_eth_rx_burst(ps.twin, q, s->pkts, max_burst);
                 if (!n) continue;
                 any = true;
                 uint64_t bytes = 0;
-                for (uint16_t i = 0; i < n; ++i) bytes += rte_pktmbuf_pkt_len(pkts[i]);
-                uint16_t txq = uint16_t(ps.tx_queues - 1);
-                std::atomic_flag* lock = ps.tx_locks ? &ps.tx_locks[txq] : nullptr;
-                if (lock)
-                    while (lock->test_and_set(std::memory_order_acquire)) rte_pause();
-                uint16_t sent = rte_eth_tx_burst(ps.ethdev, txq, pkts, n);
-                if (lock) lock->clear(std::memory_order_release);
-                if (sent < n) rte_pktmbuf_free_bulk(pkts + sent, n - sent);
+                for (uint16_t i = 0; i < n; ++i) bytes += rte_pktmbuf_pkt_len(s->pkts[i]);
+                out_buffer& o = s->tx[k];
+                std::memcpy(o.m, s->pkts, n * sizeof(rte_mbuf*));
+                o.n = n;
                 port_counters& c = *dp.twin_counters[k];
-                c.packets[0].fetch_add(sent, std::memory_order_relaxed);
+                c.packets[0].fetch_add(n, std::memory_order_relaxed);
                 c.bytes[0].fetch_add(bytes, std::memory_order_relaxed);
-                if (sent < n) c.packets[size_t(counter::tx_error)].fetch_add(n - sent, std::memory_order_relaxed);
+                flush(o, c);
             }
+        }
+        if (!unserved.empty()) {
+            reader->online();
+            for (uint32_t cpu : unserved) {
+                maps::this_cpu = cpu;  // this thread stands in for that CPU
+                any |= drain_cpumap(dp, *s, cpu, dp.service_counters.get()) > 0;
+            }
+            reader->offline();
         }
         if (!any) std::this_thread::sleep_for(std::chrono::microseconds(50));
     }

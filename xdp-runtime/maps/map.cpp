@@ -288,4 +288,43 @@ result<std::unique_ptr<map>> adopt(int fd) {
     return m;
 }
 
+bool next_devmap_entry(map& m, uint64_t& cursor, uint32_t* key, uint32_t* ifindex) noexcept {
+    if (m.type() == BPF_MAP_TYPE_DEVMAP) {
+        for (; cursor < m.spec().max_entries; ++cursor) {
+            uint32_t k = uint32_t(cursor);
+            if (auto* v = static_cast<const uint32_t*>(m.ops().lookup(m, &k))) {
+                *key = k;
+                *ifindex = v[0];
+                ++cursor;
+                return true;
+            }
+        }
+        return false;
+    }
+    if (m.type() != BPF_MAP_TYPE_DEVMAP_HASH) return false;
+    void *k, *v;
+    if (!hash_next_element(m, cursor, &k, &v)) return false;
+    std::memcpy(key, k, 4);
+    std::memcpy(ifindex, v, 4);
+    return true;
+}
+
+void* entry_program(map& m, uint32_t key) noexcept {
+    switch (m.type()) {
+    case BPF_MAP_TYPE_DEVMAP:
+    case BPF_MAP_TYPE_CPUMAP:
+        return object_at(m, key);
+    case BPF_MAP_TYPE_DEVMAP_HASH: {
+        // hash.cpp's object-holding value: {u32 ifindex, u32 prog id, u64 object pointer}.
+        auto* v = static_cast<const uint8_t*>(m.ops().lookup(m, &key));
+        if (!v) return nullptr;
+        void* p;
+        std::memcpy(&p, v + 8, sizeof p);
+        return p;
+    }
+    default:
+        return nullptr;
+    }
+}
+
 }  // namespace xdprt::maps

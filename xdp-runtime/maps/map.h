@@ -237,6 +237,12 @@ const char* type_name(uint32_t type);
 // The object at `index` of an fd-valued array (a PROG_ARRAY's program for bpf_tail_call), or null.
 // Program side: lock-free, valid until the caller's next quiescent point.
 void* object_at(const map& m, uint32_t index) noexcept;
+// The program of a DEVMAP, DEVMAP_HASH or CPUMAP entry (bpf_devmap_val / bpf_cpumap_val's
+// bpf_prog), or null: valid until the caller's next quiescent point, like a lookup's value.
+void* entry_program(map& m, uint32_t key) noexcept;
+// A DEVMAP's or DEVMAP_HASH's entries in map order (bpf_redirect_map's BPF_F_BROADCAST): the
+// entry at or after `cursor` (advanced past it), its key and its ifindex. False at the end.
+bool next_devmap_entry(map& m, uint64_t& cursor, uint32_t* key, uint32_t* ifindex) noexcept;
 
 // bpf_for_each_map_elem's walk: the element at or after `cursor` (advanced past it), its key and
 // this CPU's value. An array's key is its index, written to `scratch` (4 bytes). False at the end
