@@ -2,6 +2,9 @@
 #include "dataplane/dataplane.h"
 
 #include <net/if.h>
+#include <unistd.h>
+
+#include <cstring>
 
 #include <rte_bus_vdev.h>
 #include <rte_dev.h>
@@ -161,16 +164,23 @@ result<void> dataplane::impl::open_ports() {
             id = probe(ps->ethdev_name + (sp.devargs.empty() ? "" : "," + sp.devargs), ps->ethdev_name);
             break;
         case port_kind::tap:
+            if (sp.twin && (sp.device.empty() || sp.device == sp.name))
+                return where(error{EINVAL, "a tap port's interface is named by `device`, and must differ from the port's name, "
+                                           "which its kernel twin takes"});
             ps->ethdev_name = "net_tap_" + base;
             id = probe(fmt::format("{},iface={}{}", ps->ethdev_name, sp.device.empty() ? sp.name : sp.device,
                                    sp.devargs.empty() ? "" : "," + sp.devargs), ps->ethdev_name);
             break;
         case port_kind::pcap:
+            if (access(sp.rx_pcap.c_str(), R_OK) != 0)
+                return where(error{ENOENT, fmt::format("rx_pcap '{}': {}", sp.rx_pcap, std::strerror(errno))});
             ps->ethdev_name = "net_pcap_" + base;
             id = probe(fmt::format("{},rx_pcap={},tx_pcap={}{}", ps->ethdev_name, sp.rx_pcap, sp.tx_pcap,
                                    sp.devargs.empty() ? "" : "," + sp.devargs), ps->ethdev_name);
             break;
         case port_kind::af_xdp:
+            if (!if_nametoindex(sp.device.c_str()))
+                return where(error{ENODEV, fmt::format("no kernel interface '{}' to read with af_xdp", sp.device)});
             ps->ethdev_name = "net_af_xdp_" + base;
             id = probe(fmt::format("{},iface={},start_queue=0,queue_count={}{}", ps->ethdev_name, sp.device, sp.rx_queues,
                                    sp.devargs.empty() ? "" : "," + sp.devargs), ps->ethdev_name);

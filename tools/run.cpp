@@ -30,7 +30,7 @@ namespace {
 // libbpf's messages, demoted one level: warnings are shown, debug text is not.
 int libbpf_print(enum libbpf_print_level level, const char* format, va_list args) {
     if (level == LIBBPF_DEBUG) return 0;
-    std::fputs("xdprt: libbpf: ", stderr);
+    std::fputs("xdprt: ", stderr);  // libbpf's lines start with "libbpf: " themselves
     return std::vfprintf(stderr, format, args);
 }
 
@@ -45,7 +45,12 @@ result<loaded> load_and_attach(appliance::appliance& app, size_t port, const app
     auto where = [&](int code, std::string what) { return fail(code, "{}: {}: {}", pc.where, pc.object, what); };
     loaded l;
     l.object = bpf_object__open_file(pc.object.c_str(), nullptr);
-    if (!l.object) return where(errno, fmt::format("cannot open: {}", std::strerror(errno)));
+    if (!l.object) {
+        int e = errno;
+        char why[128];
+        libbpf_strerror(e, why, sizeof why);  // libbpf's own codes (4001: not an ELF object) too
+        return where(e, fmt::format("cannot open: {}", why));
+    }
     if (bpf_object__load(l.object) != 0) {
         int e = errno;
         std::string why = app.server().last_error();
