@@ -17,6 +17,33 @@ namespace xdprt::control {
 
 namespace {
 
+// The reason in a verifier log that ends in a refusal: the kernel writes the instruction trace,
+// then the reason (one or two lines), then "processed N insns ...". Those reason lines, or the
+// log's tail when it has no such shape.
+std::string verifier_reason(const std::string& log) {
+    std::vector<std::string_view> lines;
+    for (size_t at = 0; at < log.size();) {
+        size_t end = log.find('\n', at);
+        if (end == std::string::npos) end = log.size();
+        if (end > at) lines.emplace_back(log.data() + at, end - at);
+        at = end + 1;
+    }
+    while (!lines.empty() && lines.back().substr(0, 10) == "processed ") lines.pop_back();
+    std::vector<std::string_view> reason;
+    while (!lines.empty() && reason.size() < 3) {
+        std::string_view l = lines.back();
+        bool insn = !l.empty() && (l[0] == ';' || (l[0] >= '0' && l[0] <= '9' && l.find(": ") != std::string_view::npos));
+        if (insn) break;
+        reason.insert(reason.begin(), l);
+        lines.pop_back();
+    }
+    if (reason.empty()) return log.size() > 400 ? log.substr(log.size() - 400) : log;
+    std::string out;
+    for (auto l : reason) out += (out.empty() ? "" : "; ") + std::string(l);
+    if (!lines.empty()) out += fmt::format(" (at {})", lines.back());
+    return out;
+}
+
 namespace op = isa::op;
 
 uint64_t now_ns(clockid_t c = CLOCK_MONOTONIC) {
@@ -424,8 +451,7 @@ long server::impl::prog_load(union bpf_attr& a, const client_memory& mem) {
             klog.back() = 0;
             log.text = klog.data();
             log.flush(mem);
-            return refuse(int(-kfd), "{}: the kernel's verifier refused it: {}", what,
-                          log.text.size() > 400 ? log.text.substr(log.text.size() - 400) : log.text);
+            return refuse(int(-kfd), "{}: the kernel's verifier refused it: {}", what, verifier_reason(log.text));
         }
         fds.keep(kfd);
         if (log.level) log.text = klog.data();
