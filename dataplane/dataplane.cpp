@@ -259,8 +259,15 @@ void dataplane::impl::close_ports() {
             if (vdev && ps->spec.kind != port_kind::ring) (void)rte_dev_remove(dev_info.device);
         }
         if (ps->spec.kind == port_kind::ring) {
-            for (uint16_t q = 0; q < ps->spec.rx_queues; ++q) rte_ring_free(rte_ring_lookup(ring_name(ps->spec.name, "rx", q).c_str()));
-            for (uint16_t q = 0; q < workers.size() + 1; ++q) rte_ring_free(rte_ring_lookup(ring_name(ps->spec.name, "tx", q).c_str()));
+            // Frames still in the rings go back to their pools with them.
+            auto release = [](const std::string& name) {
+                rte_ring* r = rte_ring_lookup(name.c_str());
+                rte_mbuf* m;
+                while (r && rte_ring_dequeue(r, reinterpret_cast<void**>(&m)) == 0) rte_pktmbuf_free(m);
+                rte_ring_free(r);
+            };
+            for (uint16_t q = 0; q < ps->spec.rx_queues; ++q) release(ring_name(ps->spec.name, "rx", q));
+            for (uint16_t q = 0; q < workers.size() + 1; ++q) release(ring_name(ps->spec.name, "tx", q));
         }
     }
     ports.clear();
