@@ -1,5 +1,7 @@
 // The YAML config (suite dataplane): defaults, and each bad input named with file:line:col and
 // its key path.
+#include <filesystem>
+
 #include <gtest/gtest.h>
 
 #include "appliance/config.h"
@@ -59,6 +61,18 @@ workers:
     const auto& eal = c->options.dataplane.eal_args;
     EXPECT_EQ(std::find(eal.begin(), eal.end(), "--no-huge"), eal.end());
     EXPECT_NE(std::find(eal.begin(), eal.end(), "--log-level=5"), eal.end());
+}
+
+// The examples in configs/ stay valid.
+TEST(Config, EveryExampleParses) {
+    size_t n = 0;
+    for (auto& e : std::filesystem::directory_iterator(XDPRT_CONFIGS_DIR)) {
+        if (e.path().extension() != ".yaml") continue;
+        auto c = load_config(e.path());
+        EXPECT_TRUE(c) << e.path() << ": " << (c ? "" : c.error().message);
+        ++n;
+    }
+    EXPECT_GE(n, 5u);
 }
 
 struct bad_case {
