@@ -13,15 +13,7 @@ import socket
 import struct
 import sys
 import time
-
-
-def csum(data):
-    if len(data) % 2:
-        data += b"\0"
-    s = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while s >> 16:
-        s = (s & 0xFFFF) + (s >> 16)
-    return (~s) & 0xFFFF
+from xdprt_frames import csum
 
 
 def frame(dst_mac, src_mac, src_ip, dst_ip, proto, l4):

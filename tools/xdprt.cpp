@@ -6,6 +6,8 @@
 #include <cstdio>
 #include <cstring>
 #include <map>
+#include <optional>
+#include <string>
 
 #include <fmt/format.h>
 
@@ -132,6 +134,38 @@ void usage(FILE* out) {
     for (auto& c : subcommands) fmt::print(out, "  {:<40} {}\n", c.usage, c.help);
 }
 
+
+// Walks the "--option value" pairs after a subcommand: `take(option, value)` returns an error
+// message, or nothing. Returns the exit status when parsing ends the command (--help: 0, an
+// error: 1, said as "xdprt CMD: ..."), else nothing.
+template <class Take>
+std::optional<int> parse_pairs(std::string_view cmd, int argc, char** argv, Take&& take) {
+    for (int k = 2; k < argc; ++k) {
+        const std::string_view opt = argv[k];
+        if (opt == "--help") {
+            usage(stdout);
+            return 0;
+        }
+        if (k + 1 >= argc) {
+            fmt::print(stderr, "xdprt {}: {} needs a value\n", cmd, opt);
+            return 1;
+        }
+        if (std::string why = take(opt, argv[++k]); !why.empty()) {
+            fmt::print(stderr, "xdprt {}: {}\n", cmd, why);
+            return 1;
+        }
+    }
+    return std::nullopt;
+}
+
+// A whole number from 1 to `max`, or nothing.
+std::optional<uint64_t> count_arg(const char* v, uint64_t max) {
+    char* end = nullptr;
+    uint64_t n = std::strtoull(v, &end, 10);
+    if (!end || *end || n == 0 || n > max) return std::nullopt;
+    return n;
+}
+
 }  // namespace
 }  // namespace xdprt::tools
 
@@ -144,61 +178,36 @@ int main(int argc, char** argv) {
     const std::string_view cmd = argv[1];
     if (cmd == "demo") {
         demo_args a;
-        for (int k = 2; k < argc; ++k) {
-            const std::string_view opt = argv[k];
-            if (opt == "--help") {
-                usage(stdout);
-                return 0;
-            }
-            if (k + 1 >= argc) {
-                fmt::print(stderr, "xdprt demo: {} needs a value\n", opt);
-                return 1;
-            }
-            const char* v = argv[++k];
+        auto end = parse_pairs(cmd, argc, argv, [&](std::string_view opt, const char* v) -> std::string {
             if (opt == "--prog") {
                 a.prog = v;
             } else if (opt == "--packets") {
-                char* end = nullptr;
-                a.packets = std::strtoull(v, &end, 10);
-                if (!end || *end || a.packets == 0 || a.packets > 1'000'000'000) {
-                    fmt::print(stderr, "xdprt demo: --packets: expected a count from 1 to 1e9, got '{}'\n", v);
-                    return 1;
-                }
+                auto n = count_arg(v, 1'000'000'000);
+                if (!n) return fmt::format("--packets: expected a count from 1 to 1e9, got '{}'", v);
+                a.packets = *n;
             } else {
-                fmt::print(stderr, "xdprt demo: unknown option '{}'\n", opt);
-                return 1;
+                return fmt::format("unknown option '{}'", opt);
             }
-        }
-        return demo(a);
+            return {};
+        });
+        return end ? *end : demo(a);
     }
 #ifdef XDPRT_HAVE_DATAPLANE
     if (cmd == "run") {
         run_args a;
-        for (int k = 2; k < argc; ++k) {
-            const std::string_view opt = argv[k];
-            if (opt == "--help") {
-                usage(stdout);
-                return 0;
-            }
-            if (k + 1 >= argc) {
-                fmt::print(stderr, "xdprt run: {} needs a value\n", opt);
-                return 1;
-            }
-            const char* v = argv[++k];
+        auto end = parse_pairs(cmd, argc, argv, [&](std::string_view opt, const char* v) -> std::string {
             if (opt == "-c" || opt == "--config") {
                 a.config = v;
             } else if (opt == "--duration") {
-                char* end = nullptr;
-                a.duration_s = std::strtoull(v, &end, 10);
-                if (!end || *end || a.duration_s == 0) {
-                    fmt::print(stderr, "xdprt run: --duration: expected seconds, got '{}'\n", v);
-                    return 1;
-                }
+                auto n = count_arg(v, 365ull * 86400);
+                if (!n) return fmt::format("--duration: expected seconds, got '{}'", v);
+                a.duration_s = *n;
             } else {
-                fmt::print(stderr, "xdprt run: unknown option '{}'\n", opt);
-                return 1;
+                return fmt::format("unknown option '{}'", opt);
             }
-        }
+            return {};
+        });
+        if (end) return *end;
         if (a.config.empty()) {
             fmt::print(stderr, "xdprt run: -c FILE.yaml is required\n");
             return 1;

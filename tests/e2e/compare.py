@@ -17,6 +17,8 @@ import socket
 import struct
 import sys
 import time
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts"))
+from xdprt_frames import csum  # noqa: E402
 
 CLONE_NEWNET = 0x40000000
 ETH_P_ALL = 0x0003
@@ -39,15 +41,6 @@ def socket_in(ns, dev):
         libc.setns(home, CLONE_NEWNET)
         os.close(home)
         os.close(target)
-
-
-def csum(data):
-    if len(data) % 2:
-        data += b"\0"
-    s = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while s >> 16:
-        s = (s & 0xFFFF) + (s >> 16)
-    return (~s) & 0xFFFF
 
 
 MAC_DST = bytes.fromhex("020000000002")
