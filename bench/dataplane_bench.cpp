@@ -49,6 +49,7 @@ const std::vector<std::string> eal_args = {"--no-huge", "--no-pci", "-m", "512",
 constexpr auto window = 500ms;  // one iteration: the worker runs this long
 double io_forward_ns = 0;       // BM_IoForward's ns per packet, for ns_above_io
 
+// An appliance with one port without a twin; ring ports get 4,096-slot rings.
 std::unique_ptr<appliance::appliance> make(dataplane::port_kind kind, const char* name, std::string devargs = "") {
     appliance::options o;
     o.server.pin_root = testing_support::scratch_pin_root();
@@ -58,6 +59,7 @@ std::unique_ptr<appliance::appliance> make(dataplane::port_kind kind, const char
     p.kind = kind;
     p.twin = false;
     p.devargs = std::move(devargs);
+    if (kind == dataplane::port_kind::ring) p.rx_desc = p.tx_desc = 4096;
     o.dataplane.ports.push_back(p);
     auto a = appliance::appliance::create(std::move(o));
     if (!a) {
@@ -255,29 +257,10 @@ rte_mempool* frame_pool() {
     return p;
 }
 
-std::unique_ptr<appliance::appliance> make_ring(const char* name) {
-    appliance::options o;
-    o.server.pin_root = testing_support::scratch_pin_root();
-    o.dataplane.eal_args = eal_args;
-    dataplane::port_spec p;
-    p.name = name;
-    p.kind = dataplane::port_kind::ring;
-    p.twin = false;
-    p.rx_desc = p.tx_desc = 4096;
-    o.dataplane.ports.push_back(p);
-    auto a = appliance::appliance::create(std::move(o));
-    if (!a) {
-        std::fprintf(stderr, "dataplane_bench: %s\n", a.error().message.c_str());
-        return nullptr;
-    }
-    control::inprocess::route_to(&(*a)->server());
-    return std::move(*a);
-}
-
 double io_forward_ring_ns = 0;
 
 void BM_IoForward_Ring(benchmark::State& state) {
-    auto app = make_ring("bio");
+    auto app = make(dataplane::port_kind::ring, "bio");
     if (!app || !frame_pool()) return state.SkipWithError("no dataplane (root needed)");
     generator g;
     g.t = std::thread(generate, std::ref(g), rte_ring_lookup("bio.rx0"), rte_ring_lookup("bio.tx0"), frame_pool(), vip_frame());
@@ -289,7 +272,7 @@ void BM_IoForward_Ring(benchmark::State& state) {
 BENCHMARK(BM_IoForward_Ring)->Name("BM_IoForward/ring")->UseManualTime()->Iterations(6);
 
 void ring_program(benchmark::State& state, const char* obj, const char* prog) {
-    auto app = make_ring("bpr");
+    auto app = make(dataplane::port_kind::ring, "bpr");
     bpf_object* o = nullptr;
     if (!app || !frame_pool() || !attach(*app, obj, prog, &o)) return state.SkipWithError("load failed (root needed)");
     generator g;
