@@ -69,6 +69,8 @@ result<void> start_eal(const std::vector<std::string>& args) {
 std::atomic<uint32_t> generation{0};  // vdev names are unique per process: dataplanes come and go in tests
 
 result<void> dpdk_call(int rc, std::string_view what) {
+    // Some PMDs answer a bare -1 and say why in their log.
+    if (rc == -1) return fail(EINVAL, "{}: refused by the driver (its log line above says why)", what);
     if (rc < 0) return fail(-rc, "{}: {}", what, rte_strerror(-rc));
     return {};
 }
@@ -220,7 +222,10 @@ result<void> dataplane::impl::open_ports() {
         if (!id) return where(id.error());
         ps->ethdev = *id;
         // Each worker has its own TX queue on every port, and the twin service one more.
-        uint16_t want_tx = sp.kind == port_kind::af_xdp ? sp.rx_queues : uint16_t(nworkers + 1);
+        // af_xdp pairs each TX queue with an RX queue's socket and net_tap wants as many of each:
+        // there the transmitters share the port's queues (txq::lock).
+        bool paired = sp.kind == port_kind::af_xdp || sp.kind == port_kind::tap;
+        uint16_t want_tx = paired ? sp.rx_queues : uint16_t(nworkers + 1);
         auto up = setup_ethdev(ps->ethdev, sp.rx_queues, want_tx, sp.rx_desc, sp.tx_desc, pool, sp.promiscuous, ps->tx_queues);
         if (!up) return where(up.error());
         if (ps->tx_queues < nworkers + 1) {

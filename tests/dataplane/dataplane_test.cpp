@@ -12,7 +12,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <rte_dev.h>
 #include <rte_eal.h>
+#include <rte_ethdev.h>
 #include <rte_mbuf.h>
 #include <rte_mempool.h>
 #include <rte_ring.h>
@@ -151,6 +153,18 @@ protected:
         ASSERT_TRUE(a) << a.error().message;
         _app = std::move(*a);
         ASSERT_NE(test_pool(), nullptr);
+        control::inprocess::route_to(&_app->server());
+    }
+
+    // An appliance with the one port `p`.
+    void make_with(dataplane::port_spec p) {
+        appliance::options o;
+        o.server.pin_root = testing_support::scratch_pin_root();
+        o.dataplane.eal_args = eal_args;
+        o.dataplane.ports.push_back(std::move(p));
+        auto a = appliance::appliance::create(std::move(o));
+        ASSERT_TRUE(a) << a.error().message;
+        _app = std::move(*a);
         control::inprocess::route_to(&_app->server());
     }
 
@@ -417,20 +431,13 @@ TEST_F(Dataplane, PcapPortWithGarbageAndRunts) {
     frames.push_back(jumbo);
     write_pcap(in, frames);
 
-    appliance::options o;
-    o.server.pin_root = testing_support::scratch_pin_root();
-    o.dataplane.eal_args = eal_args;
     dataplane::port_spec p;
     p.name = "pcap0";
     p.kind = dataplane::port_kind::pcap;
     p.rx_pcap = in;
     p.tx_pcap = out;
     p.twin = false;
-    o.dataplane.ports.push_back(p);
-    auto a = appliance::appliance::create(std::move(o));
-    ASSERT_TRUE(a) << a.error().message;
-    _app = std::move(*a);
-    control::inprocess::route_to(&_app->server());
+    make_with(p);
     attach_fd(0, load("xdp_swap_mac", "xdp_swap_mac"));
     ASSERT_TRUE(_app->dataplane().start());
     const uint64_t taken = frames.size();
@@ -452,6 +459,100 @@ TEST_F(Dataplane, PcapPortWithGarbageAndRunts) {
     auto expect = valid;
     std::swap_ranges(expect.begin(), expect.begin() + 6, expect.begin() + 6);
     for (auto& w : written) EXPECT_EQ(w, expect);
+}
+
+// A tap port: the wire is a TAP interface the kernel sends on (here, a packet socket stands in
+// for the far end); the program's XDP_TX comes back to the kernel on that interface.
+TEST_F(Dataplane, TapPortCarriesTraffic) {
+    dataplane::port_spec p;
+    p.name = "xtp0";
+    p.kind = dataplane::port_kind::tap;
+    p.device = "xtw0";
+    p.twin = true;
+    make_with(p);
+    attach_fd(0, load("xdp_swap_mac", "xdp_swap_mac"));
+    ASSERT_TRUE(_app->dataplane().start());
+    packet_socket wire("xtw0");
+    ASSERT_GE(wire.fd, 0);
+    for (int k = 0; k < 20; ++k) ASSERT_TRUE(wire.send_frame(udp_frame(2, 6001)));
+    int back = 0;
+    EXPECT_TRUE(wait_for([&] {
+        back += wire.count_received(6001);
+        return back >= 20;
+    }));
+    EXPECT_EQ(back, 20);
+    EXPECT_EQ(stat(0, counter::tx), 20u);
+}
+
+// A memif port (the appliance is the server) and a memif client of the test's own in the same
+// process: frames the client sends come back with their MACs swapped.
+TEST_F(Dataplane, MemifPortCarriesTraffic) {
+    std::string sock = testing_support::scratch_pin_root().string() + "/memif.sock";
+    dataplane::port_spec p;
+    p.name = "xmf0";
+    p.kind = dataplane::port_kind::memif;
+    p.devargs = "role=server,id=7,socket=" + sock;
+    p.twin = false;
+    make_with(p);
+    attach_fd(0, load("xdp_swap_mac", "xdp_swap_mac"));
+    ASSERT_TRUE(_app->dataplane().start());
+    ASSERT_EQ(rte_dev_probe(("net_memif_testcli,role=client,id=7,socket=" + sock).c_str()), 0);
+    uint16_t cli;
+    ASSERT_EQ(rte_eth_dev_get_port_by_name("net_memif_testcli", &cli), 0);
+    rte_eth_conf conf{};
+    ASSERT_EQ(rte_eth_dev_configure(cli, 1, 1, &conf), 0);
+    ASSERT_EQ(rte_eth_rx_queue_setup(cli, 0, 1024, 0, nullptr, test_pool()), 0);
+    ASSERT_EQ(rte_eth_tx_queue_setup(cli, 0, 1024, 0, nullptr), 0);
+    ASSERT_EQ(rte_eth_dev_start(cli), 0);
+    EXPECT_TRUE(wait_for([&] {
+        rte_eth_link link{};
+        return rte_eth_link_get_nowait(cli, &link) == 0 && link.link_status == RTE_ETH_LINK_UP;
+    }, 10s));
+    auto f = udp_frame(2);
+    auto expect = f;
+    std::swap_ranges(expect.begin(), expect.begin() + 6, expect.begin() + 6);
+    uint64_t sent = 0, got = 0, good = 0;
+    EXPECT_TRUE(wait_for([&] {
+        if (sent < 100) {
+            rte_mbuf* m = rte_pktmbuf_alloc(test_pool());
+            std::memcpy(rte_pktmbuf_append(m, uint16_t(f.size())), f.data(), f.size());
+            if (rte_eth_tx_burst(cli, 0, &m, 1) == 1) ++sent;
+            else rte_pktmbuf_free(m);
+        }
+        rte_mbuf* b[32];
+        uint16_t n = rte_eth_rx_burst(cli, 0, b, 32);
+        for (uint16_t i = 0; i < n; ++i) {
+            good += bytes_of(b[i]) == expect;
+            rte_pktmbuf_free(b[i]);
+        }
+        got += n;
+        return got >= 100;
+    }));
+    EXPECT_EQ(got, 100u);
+    EXPECT_EQ(good, 100u);
+    rte_eth_dev_info info{};
+    (void)rte_eth_dev_info_get(cli, &info);
+    (void)rte_eth_dev_stop(cli);
+    (void)rte_eth_dev_close(cli);
+    if (info.device) (void)rte_dev_remove(info.device);
+}
+
+// Two RX queues on one port, one worker polling both (RSS spreads a NIC's flows; here each ring
+// is fed directly): frames from both queues are handled.
+TEST_F(Dataplane, OneWorkerPollsEveryQueueOfAPort) {
+    dataplane::port_spec p;
+    p.name = "xmq0";
+    p.kind = dataplane::port_kind::ring;
+    p.rx_queues = 2;
+    p.twin = false;
+    make_with(p);
+    attach_fd(0, load("xdp_drop", "xdp_drop"));
+    ASSERT_TRUE(_app->dataplane().start());
+    auto deadline = std::chrono::steady_clock::now() + 10s;
+    EXPECT_EQ(inject(rte_ring_lookup("xmq0.rx0"), udp_frame(2), 300, deadline), 300u);
+    EXPECT_EQ(inject(rte_ring_lookup("xmq0.rx1"), udp_frame(2), 200, deadline), 200u);
+    EXPECT_TRUE(wait_for([&] { return stat(0, counter::drop) >= 500; }));
+    EXPECT_EQ(stat(0, counter::rx), 500u);
 }
 
 TEST_F(Dataplane, CpumapRunsEntryProgramsOnTheirCpu) {
