@@ -319,6 +319,7 @@ result<void> dataplane::impl::plan_workers() {
             w->queues.emplace_back(uint32_t(it->second), q.rx_queue);
         }
         w->counters = std::make_unique<port_counters[]>(opts.ports.size());
+        w->queue_counters = std::make_unique<port_counters[]>(w->queues.size());
         workers.push_back(std::move(w));
     }
     for (size_t k = 0; k < opts.ports.size(); ++k)
@@ -419,15 +420,23 @@ std::vector<port_stats> dataplane::stats() const {
         port_stats s;
         s.name = d.ports[k]->spec.name;
         s.ifindex = d.ports[k]->ifindex;
-        for (auto& w : d.workers)
+        auto add = [&](const port_counters& from, uint64_t* packets, uint64_t* bytes) {
             for (size_t c = 0; c < size_t(counter::count_); ++c) {
-                s.packets[c] += w->counters[k].packets[c].load(std::memory_order_relaxed);
-                s.bytes[c] += w->counters[k].bytes[c].load(std::memory_order_relaxed);
+                packets[c] += from.packets[c].load(std::memory_order_relaxed);
+                bytes[c] += from.bytes[c].load(std::memory_order_relaxed);
             }
-        for (size_t c = 0; c < size_t(counter::count_); ++c) {
-            s.packets[c] += d.service_counters[k].packets[c].load(std::memory_order_relaxed);
-            s.bytes[c] += d.service_counters[k].bytes[c].load(std::memory_order_relaxed);
+        };
+        s.queues.resize(d.ports[k]->spec.rx_queues);
+        for (auto& w : d.workers) {
+            for (size_t qi = 0; qi < w->queues.size(); ++qi) {
+                auto [pi, rxq] = w->queues[qi];
+                if (pi != k) continue;
+                add(w->queue_counters[qi], s.queues[rxq].packets, s.queues[rxq].bytes);
+                add(w->queue_counters[qi], s.packets, s.bytes);
+            }
+            add(w->counters[k], s.packets, s.bytes);
         }
+        add(d.service_counters[k], s.packets, s.bytes);
         s.twin_rx = d.twin_counters[k]->packets[0].load(std::memory_order_relaxed);
         s.packets[size_t(counter::tx_error)] += d.twin_counters[k]->packets[size_t(counter::tx_error)].load(std::memory_order_relaxed);
         out.push_back(std::move(s));

@@ -89,8 +89,13 @@ static_assert(std::size(counter_names) == size_t(counter::count_));
 struct port_stats {
     std::string name;
     uint32_t ifindex = 0;
-    uint64_t packets[size_t(counter::count_)] = {};
+    uint64_t packets[size_t(counter::count_)] = {};  // the port's totals
     uint64_t bytes[size_t(counter::count_)] = {};
+    struct queue {
+        uint64_t packets[size_t(counter::count_)] = {};
+        uint64_t bytes[size_t(counter::count_)] = {};
+    };
+    std::vector<queue> queues;  // per RX queue: what arrived there and its verdicts (not CPUMAP work)
     uint64_t twin_rx = 0;  // frames the kernel sent on the twin, out of the port
 };
 

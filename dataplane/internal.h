@@ -68,7 +68,8 @@ struct worker_state {
     unsigned lcore = 0;
     uint32_t index = 0;  // this worker's TX queue on every port and twin
     std::vector<std::pair<uint32_t, uint16_t>> queues;  // (port index, rx queue)
-    std::unique_ptr<port_counters[]> counters;          // per port
+    std::unique_ptr<port_counters[]> queue_counters;    // per entry of `queues`
+    std::unique_ptr<port_counters[]> counters;          // per port: CPUMAP work done on this lcore
     std::atomic<uint64_t> twin_rx{0};
 };
 

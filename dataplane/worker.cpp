@@ -38,6 +38,12 @@ namespace xdprt::dataplane {
 
 namespace {
 
+// Counters have one writer each (the lcore or thread owning them): a plain relaxed load and
+// store, no locked read-modify-write; readers see whole values.
+inline void bump(std::atomic<uint64_t>& counter, uint64_t by) noexcept {
+    counter.store(counter.load(std::memory_order_relaxed) + by, std::memory_order_relaxed);
+}
+
 uint8_t verdict(uint64_t r) noexcept { return r <= XDP_REDIRECT ? uint8_t(r) : uint8_t(XDP_ABORTED); }
 
 void run_native(const vm::program& p, prog::xdp_buff* ctx, uint8_t* actions, helpers::redirect_target* targets,
@@ -133,8 +139,8 @@ void flush(out_buffer& o, port_counters& c) noexcept {
         uint64_t lost_bytes = 0;
         for (uint32_t k = sent; k < o.n; ++k) lost_bytes += rte_pktmbuf_pkt_len(o.m[k]);
         rte_pktmbuf_free_bulk(o.m + sent, o.n - sent);
-        c.packets[size_t(counter::tx_error)].fetch_add(o.n - sent, std::memory_order_relaxed);
-        c.bytes[size_t(counter::tx_error)].fetch_add(lost_bytes, std::memory_order_relaxed);
+        bump(c.packets[size_t(counter::tx_error)], o.n - sent);
+        bump(c.bytes[size_t(counter::tx_error)], lost_bytes);
     }
     o.n = 0;
 }
@@ -145,7 +151,7 @@ void flush(out_ring& o, port_counters& c) noexcept {
     unsigned in = rte_ring_enqueue_burst(o.ring, reinterpret_cast<void**>(o.m), o.n, nullptr);
     if (in < o.n) {
         rte_pktmbuf_free_bulk(o.m + in, o.n - in);
-        c.packets[size_t(counter::redirect_error)].fetch_add(o.n - in, std::memory_order_relaxed);
+        bump(c.packets[size_t(counter::redirect_error)], o.n - in);
     }
     o.n = 0;
 }
@@ -386,8 +392,8 @@ void act(dataplane::impl& dp, scratch& s, uint32_t n, size_t pi, port_counters& 
     if (count[size_t(counter::aborted)]) trace_aborted(prog_name, ps, s.last_abort_ns);
     for (size_t k = size_t(counter::tx); k < size_t(counter::count_); ++k) {
         if (!count[k]) continue;
-        c.packets[k].fetch_add(count[k], std::memory_order_relaxed);
-        c.bytes[k].fetch_add(bytes[k], std::memory_order_relaxed);
+        bump(c.packets[k], count[k]);
+        bump(c.bytes[k], bytes[k]);
     }
     for (auto& o : s.tx) flush(o, c);
     flush(s.twin[pi], c);
@@ -423,7 +429,7 @@ uint32_t drain_cpumap(dataplane::impl& dp, scratch& s, uint32_t cpu, port_counte
             }
         }
         port_counters& c = counters_of_port[pi];
-        c.packets[size_t(counter::cpu_in)].fetch_add(k, std::memory_order_relaxed);
+        bump(c.packets[size_t(counter::cpu_in)], k);
         act(dp, s, k, pi, c, name, stage::cpumap);
     }
     return n;
@@ -452,11 +458,12 @@ int worker_main(dataplane::impl& dp, worker_state& w) {
 
     reader->online();
     while (dp.running.load(std::memory_order_relaxed)) {
-        for (auto [pi, rxq] : w.queues) {
+        for (size_t qi = 0; qi < w.queues.size(); ++qi) {
+            auto [pi, rxq] = w.queues[qi];
             port_state& ps = *dp.ports[pi];
             uint16_t n = rte_eth_rx_burst(ps.ethdev, rxq, s->pkts, burst);
             if (!n) continue;
-            port_counters& c = w.counters[pi];
+            port_counters& c = w.queue_counters[qi];
             uint64_t rx_bytes = 0;
             // The first line of every frame is on its way to the cache before the program reads it.
             for (uint16_t i = 0; i < n; ++i) rte_prefetch0(rte_pktmbuf_mtod(s->pkts[i], void*));
@@ -464,8 +471,8 @@ int worker_main(dataplane::impl& dp, worker_state& w) {
                 rx_bytes += rte_pktmbuf_pkt_len(s->pkts[i]);
                 s->pre[i] = !fill_context(s->ctx[i], s->pkts[i], ps, rxq);
             }
-            c.packets[size_t(counter::rx)].fetch_add(n, std::memory_order_relaxed);
-            c.bytes[size_t(counter::rx)].fetch_add(rx_bytes, std::memory_order_relaxed);
+            bump(c.packets[size_t(counter::rx)], n);
+            bump(c.bytes[size_t(counter::rx)], rx_bytes);
             const runner* r = ps.active.load(std::memory_order_acquire);
             if (r) r->run(*r->p.prog, s->ctx, s->actions, s->targets, n);
             else std::memset(s->actions, XDP_PASS, n);  // no program: the kernel gets every frame
@@ -510,8 +517,8 @@ void twin_main(dataplane::impl& dp, std::stop_token stop) {
                 std::memcpy(o.m, s->pkts, n * sizeof(rte_mbuf*));
                 o.n = n;
                 port_counters& c = *dp.twin_counters[k];
-                c.packets[0].fetch_add(n, std::memory_order_relaxed);
-                c.bytes[0].fetch_add(bytes, std::memory_order_relaxed);
+                bump(c.packets[0], n);
+                bump(c.bytes[0], bytes);
                 flush(o, c);
             }
         }

@@ -3,7 +3,8 @@
 //
 // The stats file: rewritten once a second (write to a temporary, rename), one line per port and
 // counter: `PORT IFINDEX COUNTER PACKETS BYTES PACKETS_PER_S BYTES_PER_S`, after a first line
-// `xdprt-stats 1 UNIX_TIME_NS`. Plain text, so a shell can read it too.
+// `xdprt-stats 1 UNIX_TIME_NS`; the port's totals under its name, each RX queue's under
+// `PORT:qN`. Plain text, so a shell can read it too.
 #include "run.h"
 
 #include <bpf/bpf.h>
@@ -98,15 +99,25 @@ void write_stats(const std::string& file, const snapshot& now, const snapshot& b
     std::filesystem::create_directories(std::filesystem::path(file).parent_path(), ec);
     double secs = std::chrono::duration<double>(now.at - before.at).count();
     std::string out = fmt::format("xdprt-stats 1 {}\n", std::chrono::system_clock::now().time_since_epoch().count());
+    auto lines = [&](const std::string& name, uint32_t ifindex, const uint64_t* packets, const uint64_t* bytes,
+                     const uint64_t* packets_before, const uint64_t* bytes_before) {
+        for (size_t c = 0; c < size_t(dataplane::counter::count_); ++c) {
+            uint64_t dp = packets_before ? packets[c] - packets_before[c] : 0;
+            uint64_t db = bytes_before ? bytes[c] - bytes_before[c] : 0;
+            out += fmt::format("{} {} {} {} {} {:.0f} {:.0f}\n", name, ifindex, dataplane::counter_names[c], packets[c], bytes[c],
+                               secs > 0 ? dp / secs : 0.0, secs > 0 ? db / secs : 0.0);
+        }
+    };
     for (size_t k = 0; k < now.ports.size(); ++k) {
         const auto& p = now.ports[k];
-        for (size_t c = 0; c < size_t(dataplane::counter::count_); ++c) {
-            uint64_t dp = before.ports.size() > k ? p.packets[c] - before.ports[k].packets[c] : 0;
-            uint64_t db = before.ports.size() > k ? p.bytes[c] - before.ports[k].bytes[c] : 0;
-            out += fmt::format("{} {} {} {} {} {:.0f} {:.0f}\n", p.name, p.ifindex, dataplane::counter_names[c], p.packets[c],
-                               p.bytes[c], secs > 0 ? dp / secs : 0.0, secs > 0 ? db / secs : 0.0);
-        }
+        const auto* b = before.ports.size() > k ? &before.ports[k] : nullptr;
+        lines(p.name, p.ifindex, p.packets, p.bytes, b ? b->packets : nullptr, b ? b->bytes : nullptr);
         out += fmt::format("{} {} twin_rx {} 0 0 0\n", p.name, p.ifindex, p.twin_rx);
+        for (size_t q = 0; q < p.queues.size(); ++q) {  // per queue: PORT:qN
+            bool had = b && b->queues.size() > q;
+            lines(fmt::format("{}:q{}", p.name, q), p.ifindex, p.queues[q].packets, p.queues[q].bytes,
+                  had ? b->queues[q].packets : nullptr, had ? b->queues[q].bytes : nullptr);
+        }
     }
     std::string tmp = file + ".tmp";
     {

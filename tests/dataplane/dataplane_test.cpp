@@ -553,6 +553,10 @@ TEST_F(Dataplane, OneWorkerPollsEveryQueueOfAPort) {
     EXPECT_EQ(inject(rte_ring_lookup("xmq0.rx1"), udp_frame(2), 200, deadline), 200u);
     EXPECT_TRUE(wait_for([&] { return stat(0, counter::drop) >= 500; }));
     EXPECT_EQ(stat(0, counter::rx), 500u);
+    auto s = _app->dataplane().stats()[0];
+    ASSERT_EQ(s.queues.size(), 2u);
+    EXPECT_EQ(s.queues[0].packets[size_t(counter::rx)], 300u);  // each queue's own counters
+    EXPECT_EQ(s.queues[1].packets[size_t(counter::drop)], 200u);
 }
 
 TEST_F(Dataplane, CpumapRunsEntryProgramsOnTheirCpu) {
