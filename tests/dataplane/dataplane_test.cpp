@@ -206,6 +206,29 @@ TEST_F(Dataplane, DropFreesEveryMbufAfterAMillionPackets) {
     EXPECT_EQ(rte_mempool_in_use_count(test_pool()), in_use);
 }
 
+// XDP_ABORTED and actions beyond XDP_REDIRECT: dropped, counted aborted, not sent anywhere.
+TEST_F(Dataplane, AbortedAndInvalidActionsAreDroppedAndCounted) {
+    make({"xab0"}, false);
+    for (int action : {int(XDP_ABORTED), 9}) {
+        const bpf_insn insns[] = {
+            {BPF_ALU64 | BPF_MOV | BPF_K, BPF_REG_0, 0, 0, action},
+            {BPF_JMP | BPF_EXIT, 0, 0, 0, 0},
+        };
+        int fd = bpf_prog_load(BPF_PROG_TYPE_XDP, "abort_prog", "GPL", insns, 2, nullptr);
+        ASSERT_GE(fd, 0);
+        attach_fd(0, fd);
+        close(fd);
+        if (action == XDP_ABORTED) {
+            ASSERT_TRUE(_app->dataplane().start());
+        }
+        EXPECT_EQ(inject(rte_ring_lookup("xab0.rx0"), udp_frame(2), 50, std::chrono::steady_clock::now() + 10s), 50u);
+    }
+    EXPECT_TRUE(wait_for([&] { return stat(0, counter::aborted) >= 100; }));
+    EXPECT_EQ(stat(0, counter::aborted), 100u);
+    EXPECT_EQ(stat(0, counter::tx) + stat(0, counter::pass) + stat(0, counter::drop), 0u);
+    EXPECT_EQ(drain(rte_ring_lookup("xab0.tx0")), 0u);
+}
+
 TEST_F(Dataplane, TxSendsTheBytesTheProgramWrote) {
     make({"tx0"}, false);
     attach_fd(0, load("xdp_swap_mac", "xdp_swap_mac"));
