@@ -10,6 +10,7 @@ XDPRT_PACKAGES=(
   libfmt-dev libexpected-dev libgtest-dev libgmock-dev libbenchmark-dev
   libbpf-dev libelf-dev zlib1g-dev
   libdpdk-dev libyaml-cpp-dev
+  iproute2 ethtool iputils-ping python3
   libxdp1 xdp-tests
 )
 
