@@ -153,6 +153,10 @@ struct load_log {
     uint64_t buf = 0;
     uint32_t size = 0;
     std::string text;
+    // log_true_size (6.4+): the bytes the whole log needs, its NUL included; 0 without a log.
+    // Where the kernel wrote the log (`verify: kernel`), its own count, set before flush().
+    std::optional<uint32_t> kernel_true_size;
+    uint32_t* true_size_out = nullptr;  // set by flush(), written back to the attr by bpf()
     // The kernel's log attribute checks: EINVAL for a buffer without size or level and the reverse.
     [[nodiscard]] result<void> check() const;
     void flush(const client_memory& mem) const;
@@ -178,6 +182,7 @@ struct server::impl {
     uint32_t next_id[4] = {1, 1, 1, 1};
     uint64_t next_perf_id = 1;                // PERF_EVENT_IOC_ID of perf events
     std::string last_error;
+    uint32_t log_true_size = 0;  // of the last PROG_LOAD / BTF_LOAD, written back to its attr
 
     // Objects.
     [[nodiscard]] result<object_ref> add(obj_kind kind, std::string name, int handle_fd);

@@ -149,7 +149,7 @@ long server::impl::btf_load(union bpf_attr& a, const client_memory& mem) {
     if (flags & f_token_fd)
         if (auto ok = no_token(attr_field<int32_t>(a, attr_off::btf_token_fd)); !ok) return refuse(ok.error());
     if (a.btf_size > (16u << 20)) return refuse(E2BIG, "btf: {} bytes", a.btf_size);
-    load_log log{a.btf_log_level, a.btf_log_buf, a.btf_log_size, {}};
+    load_log log{a.btf_log_level, a.btf_log_buf, a.btf_log_size, {}, std::nullopt, &log_true_size};
     if (auto ok = log.check(); !ok) return refuse(ok.error());
     auto raw = mem.read_vec(a.btf, a.btf_size);
     if (!raw) return refuse(raw.error());
@@ -172,6 +172,7 @@ long server::impl::btf_load(union bpf_attr& a, const client_memory& mem) {
         }
         long kfd = kernel_bpf(BPF_BTF_LOAD, &ka, sizeof ka);
         if (log.buf) {
+            log.kernel_true_size = attr_field<uint32_t>(ka, attr_off::btf_log_true_size);
             klog.back() = 0;
             log.text = klog.data();
             log.flush(mem);
@@ -275,7 +276,7 @@ long server::impl::prog_load(union bpf_attr& a, const client_memory& mem) {
         return refuse(EINVAL, "unknown prog type {}", a.prog_type);
     auto name = object_name(a.prog_name);
     if (!name) return refuse(name.error());
-    load_log log{a.log_level, a.log_buf, a.log_size, {}};
+    load_log log{a.log_level, a.log_buf, a.log_size, {}, std::nullopt, &log_true_size};
     if (auto ok = log.check(); !ok) return refuse(ok.error());
     std::string what = fmt::format("prog '{}'", *name);
     auto reject = [&](error e) {
@@ -447,6 +448,7 @@ long server::impl::prog_load(union bpf_attr& a, const client_memory& mem) {
             }
         }
         long kfd = kernel_bpf(BPF_PROG_LOAD, &ka, sizeof ka);
+        if (log.buf) log.kernel_true_size = attr_field<uint32_t>(ka, attr_off::log_true_size);
         if (kfd < 0) {
             klog.back() = 0;
             log.text = klog.data();

@@ -164,6 +164,7 @@ result<void> load_log::check() const {
 }
 
 void load_log::flush(const client_memory& mem) const {
+    if (true_size_out) *true_size_out = kernel_true_size ? *kernel_true_size : level ? uint32_t(text.size() + 1) : 0;
     if (!buf || !size) return;
     size_t n = std::min<size_t>(text.size(), size - 1);
     (void)mem.write(buf, text.data(), n);
@@ -413,7 +414,14 @@ long server::bpf(int cmd, uint64_t attr_addr, uint32_t size, pid_t pid) {
     for (size_t k = c->attr_end; k < sizeof buf; ++k)
         if (bytes[k]) return _impl->refuse(EINVAL, "{}: non-zero attr byte at offset {} past the command's fields", c->name, k);
     _impl->reap();
+    _impl->log_true_size = 0;
     long r = _impl->dispatch(cmd, buf.a, attr_addr, size, mem);
+    // The kernel writes log_true_size back whenever the caller's attr reaches it, success or not.
+    if ((cmd == BPF_PROG_LOAD && size >= attr_off::log_true_size + 4) ||
+        (cmd == BPF_BTF_LOAD && size >= attr_off::btf_log_true_size + 4)) {
+        size_t off = cmd == BPF_PROG_LOAD ? attr_off::log_true_size : attr_off::btf_log_true_size;
+        if (auto ok = mem.write(attr_addr + off, &_impl->log_true_size, 4); !ok && r >= 0) r = _impl->refuse(ok.error());
+    }
     if (r < 0 && !_impl->last_error.empty()) _impl->last_error = fmt::format("{}: {}", c->name, _impl->last_error);
     if (!is_element_command(cmd)) _impl->dirty = true;  // anything else may have dropped a reference
     maps::qsbr::process().poll();
