@@ -8,7 +8,7 @@ XDPRT="$1"
 PROGS="$2"
 source "$(dirname "$0")/lib.sh"
 require_root
-ns=$(make_ns bad)
+make_ns ns bad
 
 # expect_error DESCRIPTION TEXT CONFIG: xdprt run exits 1 (not by a signal) saying TEXT.
 expect_error() {

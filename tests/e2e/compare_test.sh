@@ -23,9 +23,9 @@ XDP_PASS_OBJ=/usr/libexec/xdp-tools/xdp_pass.o
 
 for prog in "${PROGRAMS[@]}"; do
   echo "== $prog"
-  gen=$(make_ns gen)
-  kern=$(make_ns kern)
-  app=$(make_ns app)
+  make_ns gen gen
+  make_ns kern kern
+  make_ns app app
   for ns in "$gen" "$kern" "$app"; do
     # No IPv6 chatter (router solicitations, MLD) on the interfaces compared.
     ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1

@@ -34,13 +34,14 @@ require_root() {
   [ "$(id -u)" -eq 0 ] || skip "needs root (network namespaces, veth, TAP twins)"
 }
 
-# make_ns NAME: a network namespace with its loopback up; removed at exit.
+# make_ns VAR NAME: makes network namespace NAME-ID with its loopback up, stores its name in VAR,
+# and records it for removal at exit (not through $(...): a subshell's record would be lost).
 make_ns() {
-  local ns="$1-$E2E_ID"
-  ip netns add "$ns"
-  E2E_NS+=("$ns")
-  ip -n "$ns" link set lo up
-  echo "$ns"
+  local _made="$2-$E2E_ID"  # not a name a caller passes as VAR
+  ip netns add "$_made"
+  E2E_NS+=("$_made")
+  ip -n "$_made" link set lo up
+  printf -v "$1" '%s' "$_made"
 }
 
 check() {  # check DESCRIPTION COMMAND...: one named assertion

@@ -14,8 +14,8 @@ PROGS="$2"
 source "$(dirname "$0")/lib.sh"
 require_root
 
-cli=$(make_ns cli)
-app=$(make_ns app)
+make_ns cli cli
+make_ns app app
 ip link add cli0 netns "$cli" type veth peer name app0 netns "$app"
 ip -n "$cli" addr add 198.18.1.1/24 dev cli0
 ip -n "$cli" link set cli0 up
