@@ -47,7 +47,7 @@ using namespace std::chrono_literals;
 const std::vector<std::string> eal_args = {"--no-huge", "--no-pci", "-m", "512", "--no-shconf", "-l", "0-1",
                                            "--log-level=lib.eal:error", "--log-level=pmd.net.null:error"};
 constexpr auto window = 500ms;  // one iteration: the worker runs this long
-double io_forward_ns = 0;       // BM_IoForward's ns per packet, for ns_above_io
+double io_forward_ns = 0;       // BM_IoForward/null's ns per packet, the null rows' ceiling
 
 // An appliance with one port without a twin; ring ports get 4,096-slot rings.
 std::unique_ptr<appliance::appliance> make(dataplane::port_kind kind, const char* name, std::string devargs = "") {
@@ -80,17 +80,18 @@ bool attach(appliance::appliance& app, const char* obj, const char* prog, bpf_ob
     return r && app.dataplane().attach(0, {r->prog, r->owner, r->name});
 }
 
-void report(benchmark::State& state, uint64_t packets, double seconds, uint64_t allocs) {
+// `ceiling_ns`: the io-forward cost of the same port kind (0: this row is the ceiling).
+void report(benchmark::State& state, uint64_t packets, double seconds, uint64_t allocs, double ceiling_ns) {
     state.counters["Mpps"] = benchmark::Counter(double(packets) / seconds / 1e6);
     double ns = seconds * 1e9 / double(packets ? packets : 1);
     state.counters["ns_per_pkt"] = ns;
-    if (io_forward_ns > 0) state.counters["ns_above_io"] = ns - io_forward_ns;
+    if (ceiling_ns > 0) state.counters["ns_above_io"] = ns - ceiling_ns;
     state.counters["allocs_per_pkt"] = double(allocs) / double(packets ? packets : 1);
     state.SetItemsProcessed(int64_t(packets));
 }
 
 // Runs the dataplane for `window` per iteration; packets are what port 0 received.
-void measure(benchmark::State& state, appliance::appliance& app) {
+void measure(benchmark::State& state, appliance::appliance& app, double ceiling_ns) {
     if (!app.dataplane().start()) {
         state.SkipWithError("start failed");
         return;
@@ -111,7 +112,7 @@ void measure(benchmark::State& state, appliance::appliance& app) {
         state.SetIterationTime(s);
     }
     app.dataplane().stop();
-    report(state, packets, seconds, allocs);
+    report(state, packets, seconds, allocs, ceiling_ns);
 }
 
 std::atomic<bool> io_running{false};
@@ -151,10 +152,7 @@ double measure_io(benchmark::State& state, uint16_t port) {
     }
     io_running = false;
     rte_eal_wait_lcore(1);
-    double saved = io_forward_ns;
-    io_forward_ns = 0;  // the ceiling itself has nothing above it
-    report(state, packets, seconds, 0);
-    io_forward_ns = saved;
+    report(state, packets, seconds, 0, 0);
     return seconds * 1e9 / double(packets ? packets : 1);
 }
 
@@ -169,7 +167,7 @@ void BM_Dataplane_XdpDrop(benchmark::State& state) {
     auto app = make(dataplane::port_kind::null, "bnull1", "size=64");
     bpf_object* obj = nullptr;
     if (!app || !attach(*app, "xdp_drop", "xdp_drop", &obj)) return state.SkipWithError("load failed (root needed)");
-    measure(state, *app);
+    measure(state, *app, io_forward_ns);
     app.reset();
     bpf_object__close(obj);
 }
@@ -195,7 +193,7 @@ void BM_Dataplane_XdpTx(benchmark::State& state) {
     int fd = bpf_prog_load(BPF_PROG_TYPE_XDP, "bench_tx", "GPL", insns, std::size(insns), nullptr);
     auto r = app->server().runnable(fd);
     if (fd < 0 || !r || !app->dataplane().attach(0, {r->prog, r->owner, r->name})) return state.SkipWithError("load failed");
-    measure(state, *app);
+    measure(state, *app, io_forward_ns);
     app.reset();
     close(fd);
 }
@@ -277,10 +275,7 @@ void ring_program(benchmark::State& state, const char* obj, const char* prog) {
     if (!app || !frame_pool() || !attach(*app, obj, prog, &o)) return state.SkipWithError("load failed (root needed)");
     generator g;
     g.t = std::thread(generate, std::ref(g), rte_ring_lookup("bpr.rx0"), rte_ring_lookup("bpr.tx0"), frame_pool(), vip_frame());
-    double saved = io_forward_ns;
-    io_forward_ns = io_forward_ring_ns;  // ns_above_io against the ring's own ceiling
-    measure(state, *app);
-    io_forward_ns = saved;
+    measure(state, *app, io_forward_ring_ns);
     g.run = false;
     g.t.join();
     state.counters["rx_ring_empty_pct"] = 100.0 * double(g.empty_polls) / double(g.polls ? g.polls.load() : 1);

@@ -158,42 +158,42 @@ result<void> dataplane::impl::open_ports() {
         ps->spec = opts.ports[k];
         const port_spec& sp = ps->spec;
         auto where = [&](const error& e) { return tl::unexpected(with_context(e, fmt::format("port '{}' ({})", sp.name, port_kind_name(sp.kind)))); };
-        std::string base = fmt::format("x{}_{}", gen, k);
+        const std::string base = fmt::format("x{}_{}", gen, k);
+        // A virtual device of `driver` named after this dataplane and port, with the kind's own
+        // arguments, then the config's devargs.
+        auto vdev = [&](const char* driver, const std::string& args) {
+            std::string name = fmt::format("{}_{}", driver, base);
+            std::string dev = name;
+            for (const std::string* more : {&args, &sp.devargs})
+                if (!more->empty()) dev += "," + *more;
+            return probe(dev, name);
+        };
         result<uint16_t> id = fail(EINVAL, "unknown port kind");
         switch (sp.kind) {
         case port_kind::null:
-            ps->ethdev_name = "net_null_" + base;
-            id = probe(ps->ethdev_name + (sp.devargs.empty() ? "" : "," + sp.devargs), ps->ethdev_name);
+            id = vdev("net_null", "");
             break;
         case port_kind::tap:
             if (sp.twin && (sp.device.empty() || sp.device == sp.name))
                 return where(error{EINVAL, "a tap port's interface is named by `device`, and must differ from the port's name, "
                                            "which its kernel twin takes"});
-            ps->ethdev_name = "net_tap_" + base;
-            id = probe(fmt::format("{},iface={}{}", ps->ethdev_name, sp.device.empty() ? sp.name : sp.device,
-                                   sp.devargs.empty() ? "" : "," + sp.devargs), ps->ethdev_name);
+            id = vdev("net_tap", "iface=" + (sp.device.empty() ? sp.name : sp.device));
             break;
         case port_kind::pcap:
             if (access(sp.rx_pcap.c_str(), R_OK) != 0)
                 return where(error{ENOENT, fmt::format("rx_pcap '{}': {}", sp.rx_pcap, std::strerror(errno))});
-            ps->ethdev_name = "net_pcap_" + base;
-            id = probe(fmt::format("{},rx_pcap={},tx_pcap={}{}", ps->ethdev_name, sp.rx_pcap, sp.tx_pcap,
-                                   sp.devargs.empty() ? "" : "," + sp.devargs), ps->ethdev_name);
+            id = vdev("net_pcap", fmt::format("rx_pcap={},tx_pcap={}", sp.rx_pcap, sp.tx_pcap));
             break;
         case port_kind::af_xdp:
             if (!if_nametoindex(sp.device.c_str()))
                 return where(error{ENODEV, fmt::format("no kernel interface '{}' to read with af_xdp", sp.device)});
-            ps->ethdev_name = "net_af_xdp_" + base;
-            id = probe(fmt::format("{},iface={},start_queue=0,queue_count={}{}", ps->ethdev_name, sp.device, sp.rx_queues,
-                                   sp.devargs.empty() ? "" : "," + sp.devargs), ps->ethdev_name);
+            id = vdev("net_af_xdp", fmt::format("iface={},start_queue=0,queue_count={}", sp.device, sp.rx_queues));
             break;
         case port_kind::memif:
-            ps->ethdev_name = "net_memif_" + base;
-            id = probe(fmt::format("{},{}", ps->ethdev_name, sp.devargs.empty() ? "role=server" : sp.devargs), ps->ethdev_name);
+            id = vdev("net_memif", sp.devargs.empty() ? "role=server" : "");
             break;
         case port_kind::pci: {
             // A PCI address to probe, or the name of an ethdev the embedding process made.
-            ps->ethdev_name = sp.device;
             uint16_t existing;
             if (rte_eth_dev_get_port_by_name(sp.device.c_str(), &existing) == 0) id = existing;
             else id = probe(sp.device + (sp.devargs.empty() ? "" : "," + sp.devargs), sp.device);
@@ -202,19 +202,19 @@ result<void> dataplane::impl::open_ports() {
         case port_kind::ring: {
             // Named rings a local producer and consumer reach with rte_ring_lookup:
             // NAME.rxQ feeds rx queue Q, NAME.txQ receives what tx queue Q sends.
-            std::vector<rte_ring*> rx, tx;
-            for (uint16_t q = 0; q < sp.rx_queues; ++q) {
-                rte_ring* r = rte_ring_create(ring_name(sp.name, "rx", q).c_str(), sp.rx_desc, SOCKET_ID_ANY, RING_F_SP_ENQ | RING_F_SC_DEQ);
-                if (!r) return where(error{rte_errno, fmt::format("ring {}: {}", ring_name(sp.name, "rx", q), rte_strerror(rte_errno))});
-                rx.push_back(r);
-            }
-            for (uint16_t q = 0; q < nworkers + 1; ++q) {
-                rte_ring* r = rte_ring_create(ring_name(sp.name, "tx", q).c_str(), sp.tx_desc, SOCKET_ID_ANY, RING_F_SP_ENQ | RING_F_SC_DEQ);
-                if (!r) return where(error{rte_errno, fmt::format("ring {}: {}", ring_name(sp.name, "tx", q), rte_strerror(rte_errno))});
-                tx.push_back(r);
-            }
-            ps->ethdev_name = "net_ring_" + base;
-            int rc = rte_eth_from_rings(ps->ethdev_name.c_str(), rx.data(), unsigned(rx.size()), tx.data(), unsigned(tx.size()), 0);
+            std::vector<rte_ring*> rings[2];
+            const uint16_t count[2] = {sp.rx_queues, uint16_t(nworkers + 1)};
+            const uint16_t size[2] = {sp.rx_desc, sp.tx_desc};
+            for (int dir = 0; dir < 2; ++dir)
+                for (uint16_t q = 0; q < count[dir]; ++q) {
+                    std::string name = ring_name(sp.name, dir ? "tx" : "rx", q);
+                    rte_ring* r = rte_ring_create(name.c_str(), size[dir], SOCKET_ID_ANY, RING_F_SP_ENQ | RING_F_SC_DEQ);
+                    if (!r) return where(error{rte_errno, fmt::format("ring {}: {}", name, rte_strerror(rte_errno))});
+                    rings[dir].push_back(r);
+                }
+            std::string name = "net_ring_" + base;
+            int rc = rte_eth_from_rings(name.c_str(), rings[0].data(), unsigned(rings[0].size()), rings[1].data(),
+                                        unsigned(rings[1].size()), 0);
             id = rc < 0 ? result<uint16_t>(fail(rte_errno, "net_ring: {}", rte_strerror(rte_errno))) : result<uint16_t>(uint16_t(rc));
             break;
         }
@@ -233,8 +233,8 @@ result<void> dataplane::impl::open_ports() {
             for (uint16_t q = 0; q < ps->tx_queues; ++q) ps->tx_locks[q].clear();
         }
         if (sp.twin) {
-            ps->twin_name = "net_tap_" + base + "t";
-            auto tid = probe(fmt::format("{},iface={}", ps->twin_name, sp.name), ps->twin_name);
+            std::string twin_dev = "net_tap_" + base + "t";
+            auto tid = probe(fmt::format("{},iface={}", twin_dev, sp.name), twin_dev);
             if (!tid) return where(with_context(tid.error(), "kernel twin"));
             ps->twin = *tid;
             uint16_t tq = 0;
@@ -247,22 +247,24 @@ result<void> dataplane::impl::open_ports() {
         }
         info.push_back({sp.name, ps->ethdev, ps->ifindex});
         ports.push_back(std::move(ps));
-        twin_counters.push_back(std::make_unique<port_counters>());
     }
     return {};
 }
 
 void dataplane::impl::close_ports() {
     for (auto& ps : ports) {
-        for (uint16_t id : {ps->twin, ps->ethdev}) {
-            if (id == no_ethdev) continue;
+        // A twin is always a vdev of ours; so is the port, but for pci (a NIC, or an ethdev the
+        // embedding process made) and ring (an ethdev made from rings, which go below).
+        auto close = [](uint16_t id, bool remove) {
+            if (id == no_ethdev) return;
             rte_eth_dev_info dev_info{};
-            bool vdev = rte_eth_dev_info_get(id, &dev_info) == 0 && dev_info.device && !ps->spec.name.empty() &&
-                        ps->spec.kind != port_kind::pci;
+            bool known = rte_eth_dev_info_get(id, &dev_info) == 0 && dev_info.device;
             (void)rte_eth_dev_stop(id);
             (void)rte_eth_dev_close(id);
-            if (vdev && ps->spec.kind != port_kind::ring) (void)rte_dev_remove(dev_info.device);
-        }
+            if (remove && known) (void)rte_dev_remove(dev_info.device);
+        };
+        close(ps->twin, true);
+        close(ps->ethdev, ps->spec.kind != port_kind::pci && ps->spec.kind != port_kind::ring);
         if (ps->spec.kind == port_kind::ring) {
             // Frames still in the rings go back to their pools with them.
             auto release = [](const std::string& name) {
@@ -343,6 +345,8 @@ result<std::unique_ptr<dataplane>> dataplane::create(options opts) {
     d->pool = rte_pktmbuf_pool_create(fmt::format("xdprt{}", pools.fetch_add(1)).c_str(), n, 256, mbuf_priv_bytes,
                                       RTE_MBUF_DEFAULT_BUF_SIZE, SOCKET_ID_ANY);
     if (!d->pool) return fail(ENOMEM, "mempool of {} mbufs: {}", n, rte_strerror(rte_errno));
+    d->twin_counters = std::make_unique<port_counters[]>(d->opts.ports.size());
+    d->service_counters = std::make_unique<port_counters[]>(d->opts.ports.size());
     if (auto ok = d->open_ports(); !ok) return tl::unexpected(ok.error());
     // CPUMAP: a ring per runtime CPU id, multi-producer (any worker redirects), single consumer.
     static std::atomic<uint32_t> rings{0};
@@ -352,7 +356,6 @@ result<std::unique_ptr<dataplane>> dataplane::create(options opts) {
         if (!r) return fail(ENOMEM, "cpumap ring of cpu {}: {}", cpu, rte_strerror(rte_errno));
         d->cpu_rings.push_back(r);
     }
-    d->service_counters = std::make_unique<port_counters[]>(d->ports.size());
     return std::unique_ptr<dataplane>(new dataplane(std::move(d)));
 }
 
@@ -437,8 +440,8 @@ std::vector<port_stats> dataplane::stats() const {
             add(w->counters[k], s.packets, s.bytes);
         }
         add(d.service_counters[k], s.packets, s.bytes);
-        s.twin_rx = d.twin_counters[k]->packets[0].load(std::memory_order_relaxed);
-        s.packets[size_t(counter::tx_error)] += d.twin_counters[k]->packets[size_t(counter::tx_error)].load(std::memory_order_relaxed);
+        s.twin_rx = d.twin_counters[k].packets[0].load(std::memory_order_relaxed);
+        s.packets[size_t(counter::tx_error)] += d.twin_counters[k].packets[size_t(counter::tx_error)].load(std::memory_order_relaxed);
         out.push_back(std::move(s));
     }
     return out;

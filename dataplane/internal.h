@@ -61,7 +61,6 @@ struct port_state {
     uint16_t tx_queues = 0, twin_queues = 0;
     std::unique_ptr<std::atomic_flag[]> tx_locks;  // one per TX queue when shared
     std::unique_ptr<runner> owned;                 // the runner `active` points to
-    std::string ethdev_name, twin_name;
 };
 
 struct worker_state {
@@ -70,7 +69,6 @@ struct worker_state {
     std::vector<std::pair<uint32_t, uint16_t>> queues;  // (port index, rx queue)
     std::unique_ptr<port_counters[]> queue_counters;    // per entry of `queues`
     std::unique_ptr<port_counters[]> counters;          // per port: CPUMAP work done on this lcore
-    std::atomic<uint64_t> twin_rx{0};
 };
 
 struct dataplane::impl {
@@ -82,7 +80,7 @@ struct dataplane::impl {
     std::atomic<bool> running{false};
     bool started = false;
     std::jthread twin_service;   // kernel -> twin -> port, for every port; CPUMAP rings without a worker
-    std::vector<std::unique_ptr<port_counters>> twin_counters;  // per port, written by twin_service
+    std::unique_ptr<port_counters[]> twin_counters;             // per port, written by twin_service
     std::unique_ptr<port_counters[]> service_counters;          // per port: CPUMAP work of twin_service
     std::vector<rte_ring*> cpu_rings;  // per runtime CPU id: frames redirected through a CPUMAP
     void drop_cpu_rings();             // frees what the rings hold (the dataplane stopped)
@@ -91,7 +89,7 @@ struct dataplane::impl {
     [[nodiscard]] result<void> open_ports();
     [[nodiscard]] result<void> plan_workers();
     void close_ports();
-    // Finds the port a redirect goes to: by ifindex (bpf_redirect) or through a DEVMAP entry.
+    // The port whose twin has `ifindex` (a redirect's target), or -1.
     int port_of_ifindex(uint32_t ifindex) const noexcept;
     ~impl();
 };

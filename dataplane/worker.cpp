@@ -164,6 +164,19 @@ void trace_aborted(std::string_view prog, const port_state& ps, uint64_t& last_n
     fmt::print(stderr, "xdprt: port '{}': prog '{}' returned XDP_ABORTED (or an invalid action)\n", ps.spec.name, prog);
 }
 
+// Where a frame's headroom starts: mbuf_priv_bytes before the buffer in our pools, at the buffer
+// in others. One pool's answer serves a whole burst: the pool's private data is another line.
+uint8_t* hard_start_of(const rte_mbuf* m) noexcept {
+    static thread_local const rte_mempool* last_pool = nullptr;
+    static thread_local bool last_has_priv = false;
+    if (m->pool != last_pool) {
+        last_pool = m->pool;
+        last_has_priv = rte_pktmbuf_priv_size(m->pool) >= mbuf_priv_bytes;
+    }
+    uint8_t* buf = static_cast<uint8_t*>(m->buf_addr);
+    return last_has_priv ? buf - mbuf_priv_bytes : buf;
+}
+
 // The program's view of one frame. With the mbuf private area of our pools (mbuf_priv_bytes
 // right before the buffer) the headroom is 256 B; mbufs of other pools (a test's, a PMD's) have
 // only their own. data_hard_end keeps the kernel's tailroom free for bpf_xdp_adjust_tail growth
@@ -172,14 +185,7 @@ void trace_aborted(std::string_view prog, const port_state& ps, uint64_t& last_n
 // multi-segment (jumbo frames need XDP_HAS_FRAGS programs), counted oversize.
 bool fill_context(prog::xdp_buff& x, rte_mbuf* m, const port_state& ps, uint16_t rxq) noexcept {
     uint8_t* buf = static_cast<uint8_t*>(m->buf_addr);
-    // One pool's answer serves a whole burst: the pool's private data is another cache line.
-    static thread_local const rte_mempool* last_pool = nullptr;
-    static thread_local bool last_has_priv = false;
-    if (m->pool != last_pool) {
-        last_pool = m->pool;
-        last_has_priv = rte_pktmbuf_priv_size(m->pool) >= mbuf_priv_bytes;
-    }
-    x.data_hard_start = last_has_priv ? buf - mbuf_priv_bytes : buf;
+    x.data_hard_start = hard_start_of(m);
     x.data = buf + m->data_off;
     x.data_meta = x.data;
     x.data_end = x.data + m->data_len;
@@ -400,10 +406,7 @@ void act(dataplane::impl& dp, scratch& s, uint32_t n, size_t pi, port_counters& 
     for (auto& o : s.cpu) flush(o, c);
 }
 
-const cpumap_meta& meta_of(const rte_mbuf* m) noexcept {
-    auto* buf = static_cast<const uint8_t*>(m->buf_addr);
-    return *reinterpret_cast<const cpumap_meta*>(rte_pktmbuf_priv_size(m->pool) >= mbuf_priv_bytes ? buf - mbuf_priv_bytes : buf);
-}
+const cpumap_meta& meta_of(const rte_mbuf* m) noexcept { return *reinterpret_cast<const cpumap_meta*>(hard_start_of(m)); }
 
 // Takes up to a burst from CPU `cpu`'s ring and runs each frame through its cpumap entry's
 // program. Counted on the ingress port: cpu_in, then the entry's verdicts. Frames are acted on
@@ -516,7 +519,7 @@ void twin_main(dataplane::impl& dp, std::stop_token stop) {
                 out_buffer& o = s->tx[k];
                 std::memcpy(o.m, s->pkts, n * sizeof(rte_mbuf*));
                 o.n = n;
-                port_counters& c = *dp.twin_counters[k];
+                port_counters& c = dp.twin_counters[k];
                 bump(c.packets[0], n);
                 bump(c.bytes[0], bytes);
                 flush(o, c);

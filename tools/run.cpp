@@ -17,6 +17,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <sstream>
 
 #include <fmt/format.h>
@@ -44,48 +45,43 @@ struct loaded {
 // on the port's ifindex, as an XDP application would, or directly for a port without a twin.
 result<loaded> load_and_attach(appliance::appliance& app, size_t port, const appliance::program_config& pc) {
     auto where = [&](int code, std::string what) { return fail(code, "{}: {}: {}", pc.where, pc.object, what); };
-    loaded l;
-    l.object = bpf_object__open_file(pc.object.c_str(), nullptr);
-    if (!l.object) {
+    // Closed on every failure below; released to the caller once attached.
+    std::unique_ptr<bpf_object, void (*)(bpf_object*)> object(bpf_object__open_file(pc.object.c_str(), nullptr),
+                                                              bpf_object__close);
+    if (!object) {
         int e = errno;
         char why[128];
         libbpf_strerror(e, why, sizeof why);  // libbpf's own codes (4001: not an ELF object) too
         return where(e, fmt::format("cannot open: {}", why));
     }
-    if (bpf_object__load(l.object) != 0) {
+    if (bpf_object__load(object.get()) != 0) {
         int e = errno;
         std::string why = app.server().last_error();
-        bpf_object__close(l.object);
         return where(e, fmt::format("load failed: {}", why.empty() ? std::strerror(e) : why));
     }
     bpf_program* prog = nullptr;
     if (pc.name.empty()) {
         bpf_program* p;
-        bpf_object__for_each_program(p, l.object)
+        bpf_object__for_each_program(p, object.get())
             if (bpf_program__type(p) == BPF_PROG_TYPE_XDP) {
                 prog = p;
                 break;
             }
     } else {
-        prog = bpf_object__find_program_by_name(l.object, pc.name.c_str());
+        prog = bpf_object__find_program_by_name(object.get(), pc.name.c_str());
     }
-    if (!prog) {
-        bpf_object__close(l.object);
-        return where(ENOENT, pc.name.empty() ? "no XDP program in the object" : fmt::format("no program '{}'", pc.name));
-    }
+    if (!prog) return where(ENOENT, pc.name.empty() ? "no XDP program in the object" : fmt::format("no program '{}'", pc.name));
+    loaded l;
     const auto& info = app.dataplane().ports()[port];
     if (info.ifindex) {
         l.link = bpf_link_create(bpf_program__fd(prog), int(info.ifindex), BPF_XDP, nullptr);
-        if (l.link < 0) {
-            int e = errno;
-            bpf_object__close(l.object);
-            return where(e, fmt::format("attach to '{}': {}", info.name, app.server().last_error()));
-        }
+        if (l.link < 0) return where(errno, fmt::format("attach to '{}': {}", info.name, app.server().last_error()));
     } else {
         auto r = app.server().runnable(bpf_program__fd(prog));
         if (!r) return where(r.error().code, r.error().message);
         if (auto ok = app.dataplane().attach(port, {r->prog, r->owner, r->name}); !ok) return where(ok.error().code, ok.error().message);
     }
+    l.object = object.release();
     return l;
 }
 
