@@ -254,12 +254,16 @@ TEST_P(ObjectHashStress, ReplacedObjectsLiveUntilReadersAreQuiescent) {
     std::atomic<bool> stop{false};
     std::atomic<uint64_t> bad{0}, seen{0};
     std::atomic<int> started{0};
+    // Readers read until the writer stops them (bounded in time, not in count: a count could run
+    // out on an empty map before a descheduled writer made its first update).
+    auto reader_end = std::chrono::steady_clock::now() + 12 * run_time;
     auto reader = [&](uint32_t cpu) {
         this_cpu = cpu;
         testing::program_thread q;
         ++started;
         std::mt19937 rng(cpu);
-        for (uint64_t i = 0; !stop && i < max_ops; ++i) {
+        for (uint64_t i = 0; !stop; ++i) {
+            if (i % 4096 == 0 && std::chrono::steady_clock::now() > reader_end) break;
             if (i % 32 == 0) q.reader.quiescent();
             uint32_t k = rng() % keys;
             void* p = m->ops().lookup(*m, &k);
