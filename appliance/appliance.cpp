@@ -6,19 +6,6 @@
 
 namespace xdprt::appliance {
 
-namespace {
-
-// Redirect targets the dataplane does not serve yet: refused at attach, never met per packet.
-result<void> runs_here(const control::server::runnable_prog& p) {
-    for (uint32_t t : p.map_types) {
-        if (t == BPF_MAP_TYPE_XSKMAP)
-            return fail(EOPNOTSUPP, "prog '{}': redirects through an XSKMAP, which the dataplane does not serve yet", p.name);
-    }
-    return {};
-}
-
-}  // namespace
-
 result<std::unique_ptr<appliance>> appliance::create(options opts) {
     std::unique_ptr<appliance> a(new appliance());
     auto dp = dataplane::dataplane::create(std::move(opts.dataplane));
@@ -31,10 +18,9 @@ result<std::unique_ptr<appliance>> appliance::create(options opts) {
     a->_server->set_xdp_listener([self](uint32_t ifindex, const control::server::runnable_prog& p) -> result<void> {
         int port = self->port_of_ifindex(ifindex);
         if (port < 0) return fail(ENODEV, "ifindex {} is no port of the appliance", ifindex);
-        if (p.prog)
-            if (auto ok = runs_here(p); !ok) return ok;
         return self->_dataplane->attach(size_t(port), dataplane::xdp_program{p.prog, p.owner, p.name});
     });
+    a->_server->set_xsk_binder([self](int fd) { return self->_dataplane->bind_xsk(fd); });
     for (auto& port : a->_dataplane->ports())
         if (port.ifindex) a->_server->serve_interface(port.ifindex, port.name);
     return a;
@@ -42,7 +28,10 @@ result<std::unique_ptr<appliance>> appliance::create(options opts) {
 
 appliance::~appliance() {
     if (_dataplane) _dataplane->stop();
-    if (_server) _server->set_xdp_listener(nullptr);
+    if (_server) {
+        _server->set_xdp_listener(nullptr);
+        _server->set_xsk_binder(nullptr);
+    }
     // The server goes first: its objects (and the programs the ports ran) are freed after the
     // workers stopped. The dataplane's ports and twins go last.
     _server.reset();

@@ -3,7 +3,7 @@
 // Each port's kernel twin gives it an ifindex; the server serves those ifindexes, so an XDP
 // attach to one (a bpf_link, and through the shim netlink) reaches the dataplane: the server
 // tells the appliance, which swaps the port's program (dataplane::attach) before the command
-// returns. Programs the dataplane cannot run yet are refused at attach with the reason.
+// returns. An AF_XDP socket entering an XSKMAP is handed to the dataplane (dataplane::bind_xsk).
 //
 // Thread affinity: create/start/stop from the control thread; the server's commands from any.
 #pragma once

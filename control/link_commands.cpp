@@ -150,6 +150,11 @@ void server::set_xdp_listener(xdp_listener fn) {
     _impl->xdp_listener = std::move(fn);
 }
 
+void server::set_xsk_binder(xsk_binder fn) {
+    std::lock_guard g(_impl->lock);
+    _impl->xsk_binder = std::move(fn);
+}
+
 result<server::runnable_prog> server::runnable(int prog_fd) {
     std::lock_guard g(_impl->lock);
     auto p = _impl->from_fd(prog_fd, obj_kind::prog);

@@ -1,6 +1,7 @@
 // MAP_CREATE, element commands, batches and MAP_FREEZE, with the kernel's order of checks.
 #include <net/if.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 
 #include <linux/btf.h>
 
@@ -202,8 +203,18 @@ static result<maps::held_object> resolve_value(server::impl& s, const maps::map&
         h.ref = *ev;
         return h;
     }
-    case BPF_MAP_TYPE_XSKMAP:
-        return fail(EOPNOTSUPP, "xskmap: AF_XDP sockets are bound through the dataplane, which is not running");
+    case BPF_MAP_TYPE_XSKMAP: {
+        if (!s.xsk_binder)
+            return fail(EOPNOTSUPP, "xskmap: frames reach AF_XDP sockets through the dataplane, which is not running here");
+        struct stat st;
+        if (fstat(int(fd), &st) != 0) return fail(EBADF, "fd {} is not open", int(fd));
+        auto b = s.xsk_binder(int(fd));
+        if (!b) return tl::unexpected(b.error());
+        h.ptr = const_cast<maps::xsk_binding*>(b->get());
+        h.id = uint32_t(st.st_ino);  // which socket: the same one again is no change
+        h.ref = std::const_pointer_cast<maps::xsk_binding>(std::move(*b));
+        return h;
+    }
     default:
         return fail(EINVAL, "{} holds no objects", maps::type_name(m.type()));
     }

@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "base/kernel_bpf.h"
 #include "control/btf.h"
 #include "control/server.h"
 #include "maps/map.h"
@@ -70,9 +71,6 @@ T attr_field(const union bpf_attr& a, size_t off) {
 
 // bpf_obj_name_cpy: letters, digits, '_' and '.', NUL-terminated within BPF_OBJ_NAME_LEN (EINVAL).
 [[nodiscard]] result<std::string> object_name(const char (&raw)[BPF_OBJ_NAME_LEN]);
-
-// bpf(2) straight to the kernel, bypassing any syscall() interposer of this process.
-long kernel_bpf(int cmd, void* attr, uint32_t size);
 
 struct object;
 using object_ref = std::shared_ptr<object>;
@@ -178,6 +176,7 @@ struct server::impl {
     std::map<uint32_t, std::string> interfaces;    // ifindex -> name: what XDP programs attach to
     std::map<uint32_t, xdp_attachment> xdp;         // by ifindex
     server::xdp_listener xdp_listener;               // the dataplane, told of attachment changes
+    server::xsk_binder xsk_binder;                   // the dataplane, given AF_XDP sockets
     std::map<uint32_t, object_ref> by_id[4];  // per obj_kind with ids (not perf_event)
     uint32_t next_id[4] = {1, 1, 1, 1};
     uint64_t next_perf_id = 1;                // PERF_EVENT_IOC_ID of perf events

@@ -32,6 +32,7 @@ struct insn;
 }
 namespace xdprt::maps {
 struct spec;
+struct xsk_binding;
 }
 namespace xdprt::vm {
 struct program;
@@ -132,6 +133,11 @@ public:
     // or replace, and the command fails with it; a detach cannot be refused.
     using xdp_listener = std::function<result<void>(uint32_t ifindex, const runnable_prog& p)>;
     void set_xdp_listener(xdp_listener fn);
+    // XSKMAP updates: the fd (of this process) of an AF_XDP socket entering an XSKMAP goes to the
+    // binder (the dataplane's bind_xsk), whose answer the element holds while it is in the map;
+    // its refusal fails the update. Without a binder such updates are refused (EOPNOTSUPP).
+    using xsk_binder = std::function<result<std::shared_ptr<const maps::xsk_binding>>(int fd)>;
+    void set_xsk_binder(xsk_binder fn);
     // The runnable program behind a program fd of this process (EINVAL: not an XDP program here).
     [[nodiscard]] result<runnable_prog> runnable(int prog_fd);
 

@@ -238,10 +238,14 @@ result<void> dataplane::impl::open_ports() {
             if (!tid) return where(with_context(tid.error(), "kernel twin"));
             ps->twin = *tid;
             uint16_t tq = 0;
-            // A queue pair per worker (PASS) and one for the twin service (CPUMAP work it does).
-            auto tup = setup_ethdev(ps->twin, nworkers + 1, nworkers + 1, 512, 512, pool, false, tq);
+            // A queue pair per RX queue (AF_XDP delivery), per worker (PASS), and one for the twin
+            // service (CPUMAP work it does).
+            const uint16_t want = uint16_t(sp.rx_queues + nworkers + 1);
+            auto tup = setup_ethdev(ps->twin, want, want, 512, 512, pool, false, tq);
             if (!tup) return where(with_context(tup.error(), "kernel twin"));
+            if (tq < want) return where(error{ENOTSUP, fmt::format("kernel twin: {} queues of {} wanted", tq, want)});
             ps->twin_queues = tq;
+            ps->twin_pass_queue = sp.rx_queues;
             ps->ifindex = if_nametoindex(sp.name.c_str());
             if (!ps->ifindex) return where(error{ENODEV, fmt::format("kernel twin '{}' has no ifindex", sp.name)});
         }
@@ -263,6 +267,7 @@ void dataplane::impl::close_ports() {
             (void)rte_eth_dev_close(id);
             if (remove && known) (void)rte_dev_remove(dev_info.device);
         };
+        close_xsk(*ps);
         close(ps->twin, true);
         close(ps->ethdev, ps->spec.kind != port_kind::pci && ps->spec.kind != port_kind::ring);
         if (ps->spec.kind == port_kind::ring) {
@@ -338,7 +343,7 @@ result<std::unique_ptr<dataplane>> dataplane::create(options opts) {
     if (auto ok = d->plan_workers(); !ok) return tl::unexpected(ok.error());
     // Every rx descriptor holds an mbuf, plus what is in flight in workers and the per-lcore caches.
     uint64_t need = 0;
-    for (auto& p : d->opts.ports) need += uint64_t(p.rx_desc) * p.rx_queues + p.tx_desc * (d->workers.size() + 1) + (p.twin ? 1024 * d->workers.size() : 0);
+    for (auto& p : d->opts.ports) need += uint64_t(p.rx_desc) * p.rx_queues + p.tx_desc * (d->workers.size() + 1) + (p.twin ? 512u * (p.rx_queues + d->workers.size() + 1) : 0);
     need += (d->workers.size() + 1) * (max_burst * 4 + 512);
     uint32_t n = uint32_t(std::max<uint64_t>(d->opts.mbufs, need));
     static std::atomic<uint32_t> pools{0};

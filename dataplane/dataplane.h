@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "base/result.h"
+#include "maps/map.h"
 
 namespace xdprt::vm {
 struct program;
@@ -126,6 +127,15 @@ public:
     [[nodiscard]] result<void> attach(size_t index, xdp_program p);
 
     std::vector<port_stats> stats() const;
+
+    // AF_XDP sockets of local applications, the targets of XSKMAP redirects (xsk.cpp). An
+    // application binds its socket in copy mode (XDP_COPY) to queue q of a port's kernel twin,
+    // as it would to queue q of a NIC, then puts the socket in the program's XSKMAP: frames the
+    // program redirects to it that came in on that port's RX queue q (the kernel's rule) reach
+    // it, and what it sends leaves through the port. bind_xsk takes the socket's fd (of this
+    // process) as it enters an XSKMAP; the element holds the answer, and the socket's slot is
+    // released with the last element holding it. Not a socket: ENOTSOCK; not AF_XDP: EOPNOTSUPP.
+    [[nodiscard]] result<std::shared_ptr<const maps::xsk_binding>> bind_xsk(int fd);
 
     struct impl;
 

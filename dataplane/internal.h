@@ -28,6 +28,8 @@ inline constexpr uint16_t mbuf_priv_bytes = 128;
 using burst_fn = void (*)(const vm::program& p, prog::xdp_buff* ctx, uint8_t* actions,
                           helpers::redirect_target* targets, uint32_t n) noexcept;
 
+struct xsk_registry;  // xsk.cpp
+
 // A published program: what a worker loads once per burst.
 struct runner {
     xdp_program p;
@@ -55,10 +57,16 @@ struct port_state {
     std::atomic<const runner*> active{nullptr};
     uint16_t ethdev = no_ethdev;
     uint16_t twin = no_ethdev;   // the twin's ethdev; no_ethdev when the port has none
+    // The twin's queues: [0, rx_queues) deliver to AF_XDP sockets bound to the twin's queue of
+    // the same number (xsk.cpp); then one per worker (PASS) and one for the twin service.
+    uint16_t twin_pass_queue = 0;  // the first after the AF_XDP ones
     uint32_t ifindex = 0;
     // control thread only
     port_spec spec;
     uint16_t tx_queues = 0, twin_queues = 0;
+    struct {
+        int prog = -1, link = -1;  // on the twin, in the kernel, once a socket binds (xsk.cpp)
+    } xsk;
     std::unique_ptr<std::atomic_flag[]> tx_locks;  // one per TX queue when shared
     std::unique_ptr<runner> owned;                 // the runner `active` points to
 };
@@ -89,10 +97,14 @@ struct dataplane::impl {
     [[nodiscard]] result<void> open_ports();
     [[nodiscard]] result<void> plan_workers();
     void close_ports();
+    std::shared_ptr<xsk_registry> xsks;  // AF_XDP sockets (xsk.cpp); outlives us in their bindings
     // The port whose twin has `ifindex` (a redirect's target), or -1.
     int port_of_ifindex(uint32_t ifindex) const noexcept;
     ~impl();
 };
+
+// Detaches and closes the kernel side of a port's AF_XDP delivery (xsk.cpp), if it has one.
+void close_xsk(port_state& ps);
 
 // The worker loop (worker.cpp): runs until `running` is false.
 int worker_main(dataplane::impl& dp, worker_state& w);

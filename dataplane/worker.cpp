@@ -107,6 +107,7 @@ struct scratch {
     helpers::redirect_target targets[max_burst];
     rte_mbuf* dead[max_burst];
     std::vector<out_buffer> tx, twin;  // per port
+    out_buffer xsk;                    // to the AF_XDP sockets of the RX queue being processed
     std::vector<out_ring> cpu;         // per runtime CPU id
     uint64_t last_abort_ns = 0;
 
@@ -117,7 +118,7 @@ struct scratch {
             const port_state& ps = *dp.ports[k];
             uint16_t q = uint16_t(index % ps.tx_queues);
             tx[k].q = {ps.ethdev, q, ps.tx_locks ? &ps.tx_locks[q] : nullptr};
-            if (ps.twin != no_ethdev) twin[k].q = {ps.twin, uint16_t(index % ps.twin_queues), nullptr};
+            if (ps.twin != no_ethdev) twin[k].q = {ps.twin, uint16_t(ps.twin_pass_queue + index), nullptr};
         }
         for (size_t c = 0; c < cpu.size(); ++c) cpu[c].ring = dp.cpu_rings[c];
     }
@@ -218,10 +219,11 @@ bool commit_frame(rte_mbuf* m, const prog::xdp_buff& x) noexcept {
 
 // Where an XDP_REDIRECT goes.
 struct destination {
-    enum kind_t : uint8_t { none, port, cpu } kind = none;
-    uint32_t index = 0;                  // port index or CPU id
+    enum kind_t : uint8_t { none, port, cpu, xsk } kind = none;
+    uint32_t index = 0;                  // port index, CPU id, or the socket's slot (xsk.cpp)
     const vm::program* prog = nullptr;   // a devmap entry's program, run before transmission
     uint32_t egress_ifindex = 0;
+    uint32_t queue = 0;                  // xsk: the twin queue the socket is bound to
 };
 
 destination resolve(const dataplane::impl& dp, const helpers::redirect_target& t) noexcept {
@@ -243,6 +245,10 @@ destination resolve(const dataplane::impl& dp, const helpers::redirect_target& t
     }
     case BPF_MAP_TYPE_CPUMAP:
         if (t.index < dp.cpu_rings.size() && m.ops().lookup(m, &t.index)) d = {destination::cpu, t.index, nullptr, 0};
+        return d;
+    case BPF_MAP_TYPE_XSKMAP:
+        if (auto* b = static_cast<const maps::xsk_binding*>(m.ops().lookup(m, &t.index)))
+            d = {destination::xsk, b->slot, nullptr, 0, b->queue};
         return d;
     default:
         return d;
@@ -353,7 +359,11 @@ void act(dataplane::impl& dp, scratch& s, uint32_t n, size_t pi, port_counters& 
         }
         if (a == XDP_REDIRECT) {
             d = resolve(dp, s.targets[i]);
-            if (d.kind == destination::none) {
+            // An AF_XDP socket takes frames of its own queue alone (the kernel's xsk_rcv_check;
+            // the kernel checks the interface as it delivers), never a cpumap program's.
+            bool foreign_xsk = d.kind == destination::xsk &&
+                               (d.queue != x.rx_queue_index || st == stage::cpumap || ps.twin == no_ethdev);
+            if (d.kind == destination::none || foreign_xsk) {
                 dead(m, counter::redirect_error);
                 continue;
             }
@@ -371,6 +381,7 @@ void act(dataplane::impl& dp, scratch& s, uint32_t n, size_t pi, port_counters& 
             dead(m, counter::oversize);
             continue;
         }
+        const uint32_t len = m->pkt_len;
         counter what;
         if (a == XDP_TX) {
             what = counter::tx;
@@ -385,6 +396,18 @@ void act(dataplane::impl& dp, scratch& s, uint32_t n, size_t pi, port_counters& 
         } else if (d.kind == destination::port) {
             what = counter::redirect;
             queue_tx(s, d.index, m, c);
+        } else if (d.kind == destination::xsk) {
+            // To the twin's queue of the frame's RX queue (one per burst), behind the slot that
+            // the kernel program there redirects by.
+            auto* slot = rte_pktmbuf_prepend(m, sizeof(uint32_t));
+            if (!slot) {
+                dead(m, counter::redirect_error);
+                continue;
+            }
+            std::memcpy(slot, &d.index, sizeof(uint32_t));
+            what = counter::redirect;
+            s.xsk.q = {ps.twin, uint16_t(d.queue), nullptr};
+            s.xsk.m[s.xsk.n++] = m;
         } else {
             what = counter::redirect;
             auto* meta = reinterpret_cast<cpumap_meta*>(x.data_hard_start);
@@ -392,7 +415,7 @@ void act(dataplane::impl& dp, scratch& s, uint32_t n, size_t pi, port_counters& 
             s.cpu[d.index].m[s.cpu[d.index].n++] = m;
         }
         ++count[size_t(what)];
-        bytes[size_t(what)] += m->pkt_len;
+        bytes[size_t(what)] += len;
     }
     if (ndead) rte_pktmbuf_free_bulk(s.dead, ndead);
     if (count[size_t(counter::aborted)]) trace_aborted(prog_name, ps, s.last_abort_ns);
@@ -403,6 +426,7 @@ void act(dataplane::impl& dp, scratch& s, uint32_t n, size_t pi, port_counters& 
     }
     for (auto& o : s.tx) flush(o, c);
     flush(s.twin[pi], c);
+    flush(s.xsk, c);
     for (auto& o : s.cpu) flush(o, c);
 }
 

@@ -9,8 +9,11 @@
 #include <linux/if_packet.h>
 #include <net/if.h>
 #include <sched.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <xdp/xsk.h>
 
 #include <rte_dev.h>
 #include <rte_eal.h>
@@ -24,6 +27,8 @@
 #include <utility>
 #include <chrono>
 #include <cstring>
+#include <span>
+#include <stdexcept>
 #include <thread>
 #include <vector>
 
@@ -665,6 +670,145 @@ TEST_F(Dataplane, BroadcastCopiesToEveryOtherPortThroughDevmapPrograms) {
     EXPECT_EQ(marked[2], 100u);
     EXPECT_EQ(stat(0, counter::redirect), 200u);
     EXPECT_EQ(stat(0, counter::redirect_error), 0u);
+    close(link);
+}
+
+// A local application's AF_XDP socket, as a consumer of ours binds one (docs/af_xdp.md): copy
+// mode, on queue `queue` of a port's kernel twin, with libxdp's own program load inhibited (the
+// port's program is the appliance's), its UMEM's frames all in the fill ring.
+class xsk_consumer {
+public:
+    static constexpr uint32_t frames = 1024, frame_size = XSK_UMEM__DEFAULT_FRAME_SIZE;
+    xsk_consumer(const std::string& ifname, uint32_t queue) {
+        _area = mmap(nullptr, size_t(frames) * frame_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (_area == MAP_FAILED) throw std::runtime_error("umem mmap");
+        if (int e = xsk_umem__create(&_umem, _area, uint64_t(frames) * frame_size, &_fill, &_comp, nullptr))
+            throw std::runtime_error(fmt::format("xsk_umem__create: {}", strerror(-e)));
+        xsk_socket_config cfg{};
+        cfg.rx_size = XSK_RING_CONS__DEFAULT_NUM_DESCS;
+        cfg.tx_size = XSK_RING_PROD__DEFAULT_NUM_DESCS;
+        cfg.libxdp_flags = XSK_LIBXDP_FLAGS__INHIBIT_PROG_LOAD;
+        cfg.bind_flags = XDP_COPY;
+        if (int e = xsk_socket__create(&_xsk, ifname.c_str(), queue, _umem, &_rx, &_tx, &cfg))
+            throw std::runtime_error(fmt::format("xsk_socket__create on {} queue {}: {}", ifname, queue, strerror(-e)));
+        // The first half of the UMEM receives, the second half sends.
+        uint32_t idx = 0;
+        uint32_t n = xsk_ring_prod__reserve(&_fill, frames / 2, &idx);
+        for (uint32_t k = 0; k < n; ++k) *xsk_ring_prod__fill_addr(&_fill, idx + k) = uint64_t(k) * frame_size;
+        xsk_ring_prod__submit(&_fill, n);
+    }
+    ~xsk_consumer() {
+        if (_xsk) xsk_socket__delete(_xsk);
+        if (_umem) xsk_umem__delete(_umem);
+        if (_area != MAP_FAILED) munmap(_area, size_t(frames) * frame_size);
+    }
+    int fd() const { return xsk_socket__fd(_xsk); }
+
+    // Frames received so far; each goes back to the fill ring after `check`.
+    uint32_t receive(const std::function<void(std::span<const uint8_t>)>& check) {
+        uint32_t idx = 0, got = xsk_ring_cons__peek(&_rx, 64, &idx);
+        uint32_t fidx = 0;
+        if (got && xsk_ring_prod__reserve(&_fill, got, &fidx) != got) throw std::runtime_error("fill ring full");
+        for (uint32_t k = 0; k < got; ++k) {
+            const xdp_desc* d = xsk_ring_cons__rx_desc(&_rx, idx + k);
+            auto* p = static_cast<const uint8_t*>(xsk_umem__get_data(_area, d->addr));
+            check({p, d->len});
+            *xsk_ring_prod__fill_addr(&_fill, fidx + k) = xsk_umem__extract_addr(d->addr);
+        }
+        if (got) {
+            xsk_ring_cons__release(&_rx, got);
+            xsk_ring_prod__submit(&_fill, got);
+        }
+        return got;
+    }
+
+    // Sends one frame (copy mode: the kernel takes it on the kick).
+    bool send(const std::vector<uint8_t>& frame) {
+        uint32_t idx = 0;
+        if (xsk_ring_prod__reserve(&_tx, 1, &idx) != 1) return false;
+        uint64_t addr = uint64_t(frames / 2) * frame_size;
+        std::memcpy(xsk_umem__get_data(_area, addr), frame.data(), frame.size());
+        xdp_desc* d = xsk_ring_prod__tx_desc(&_tx, idx);
+        d->addr = addr;
+        d->len = uint32_t(frame.size());
+        xsk_ring_prod__submit(&_tx, 1);
+        return sendto(fd(), nullptr, 0, MSG_DONTWAIT, nullptr, 0) >= 0 || errno == EAGAIN || errno == EBUSY;
+    }
+
+private:
+    void* _area = MAP_FAILED;
+    xsk_umem* _umem = nullptr;
+    xsk_socket* _xsk = nullptr;
+    xsk_ring_prod _fill{}, _tx{};
+    xsk_ring_cons _comp{}, _rx{};
+};
+
+TEST_F(Dataplane, XskmapRedirectsReachALocalAfXdpSocketOfTheirQueue) {
+    dataplane::port_spec p;
+    p.name = "xsk0";
+    p.kind = dataplane::port_kind::ring;
+    p.rx_queues = 2;
+    make_with(p);
+    int prog = load("xdp_xsk_queue", "xdp_xsk_queue");
+    ASSERT_GE(prog, 0) << _app->server().last_error();
+    int xsks = bpf_object__find_map_fd_by_name(_objects.back(), "xsks");
+    xsk_consumer q0("xsk0", 0), q1("xsk0", 1);
+    uint32_t zero = 0, one = 1, two = 2;
+    int fd0 = q0.fd(), fd1 = q1.fd();
+    ASSERT_EQ(bpf_map_update_elem(xsks, &zero, &fd0, BPF_ANY), 0) << _app->server().last_error();
+    ASSERT_EQ(bpf_map_update_elem(xsks, &one, &fd1, BPF_NOEXIST), 0) << _app->server().last_error();
+    EXPECT_EQ(bpf_map_update_elem(xsks, &one, &fd1, BPF_NOEXIST), 0) << "the same socket again is no change";
+    EXPECT_EQ(bpf_map_update_elem(xsks, &one, &fd0, BPF_NOEXIST), -EEXIST);
+    EXPECT_EQ(bpf_map_update_elem(xsks, &two, &fd0, BPF_EXIST), -ENOENT);
+    // What cannot be an element, each with the reason.
+    int efd = eventfd(0, EFD_CLOEXEC);
+    int udp = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    EXPECT_EQ(bpf_map_update_elem(xsks, &two, &efd, BPF_ANY), -ENOTSOCK);
+    EXPECT_EQ(bpf_map_update_elem(xsks, &two, &udp, BPF_ANY), -EOPNOTSUPP);
+    for (int fd : {efd, udp}) close(fd);
+
+    int link = bpf_link_create(prog, int(_app->dataplane().ports()[0].ifindex), BPF_XDP, nullptr);
+    ASSERT_GE(link, 0) << _app->server().last_error();
+    ASSERT_TRUE(_app->dataplane().start());
+    auto deadline = std::chrono::steady_clock::now() + 10s;
+    const auto f0 = udp_frame(2, 5000, 9), f1 = udp_frame(3, 5001, 9);
+    EXPECT_EQ(inject(rte_ring_lookup("xsk0.rx0"), f0, 300, deadline), 300u);
+    EXPECT_EQ(inject(rte_ring_lookup("xsk0.rx1"), f1, 200, deadline), 200u);
+    uint32_t got0 = 0, got1 = 0, good0 = 0, good1 = 0;
+    auto count = [](const std::vector<uint8_t>& want, uint32_t& good) {
+        return [&want, &good](std::span<const uint8_t> f) { good += std::equal(f.begin(), f.end(), want.begin(), want.end()); };
+    };
+    EXPECT_TRUE(wait_for([&] {
+        got0 += q0.receive(count(f0, good0));
+        got1 += q1.receive(count(f1, good1));
+        return got0 >= 300 && got1 >= 200;
+    }));
+    EXPECT_EQ(got0, 300u);
+    EXPECT_EQ(got1, 200u);
+    EXPECT_EQ(good0, 300u);  // byte for byte, each on the socket of its queue
+    EXPECT_EQ(good1, 200u);
+    EXPECT_EQ(stat(0, counter::redirect), 500u);
+    EXPECT_EQ(stat(0, counter::redirect_error), 0u);
+
+    // A socket takes frames of its own queue alone (the kernel's rule): queue 0's slot now holds
+    // queue 1's socket, so queue 0's frames fail to redirect.
+    ASSERT_EQ(bpf_map_update_elem(xsks, &zero, &fd1, BPF_ANY), 0) << _app->server().last_error();
+    EXPECT_EQ(inject(rte_ring_lookup("xsk0.rx0"), f0, 50, deadline), 50u);
+    EXPECT_TRUE(wait_for([&] { return stat(0, counter::redirect_error) >= 50; }));
+    EXPECT_EQ(stat(0, counter::redirect_error), 50u);
+    std::this_thread::sleep_for(50ms);
+    EXPECT_EQ(q1.receive([](auto) {}) + q0.receive([](auto) {}), 0u);
+
+    // What the application sends leaves through the port.
+    const auto out = udp_frame(9, 6000, 9);
+    ASSERT_TRUE(q1.send(out));
+    uint64_t sent_out = 0;
+    EXPECT_TRUE(wait_for([&] {
+        for (const char* tx : {"xsk0.tx0", "xsk0.tx1"})
+            drain(rte_ring_lookup(tx), [&](rte_mbuf* m) { sent_out += bytes_of(m) == out; });
+        return sent_out >= 1;
+    }));
+    EXPECT_EQ(sent_out, 1u);
     close(link);
 }
 

@@ -179,7 +179,8 @@ result<void> fd_array_store(map&, const void*, const void*, uint64_t) {
 result<void> fd_array_store_object(map& m, const void* key, held_object obj, uint64_t flags) {
     uint32_t i = index_of(key);
     bool dev = m.type() == BPF_MAP_TYPE_DEVMAP || m.type() == BPF_MAP_TYPE_CPUMAP;
-    if (dev ? flags > BPF_EXIST : flags != BPF_ANY) return fail(EINVAL, "update flags {:#x}", flags);
+    bool xsk = m.type() == BPF_MAP_TYPE_XSKMAP;
+    if (dev || xsk ? flags > BPF_EXIST : flags != BPF_ANY) return fail(EINVAL, "update flags {:#x}", flags);
     if (i >= m.spec().max_entries) return fail(E2BIG, "index {} beyond max_entries {}", i, m.spec().max_entries);
     if (dev && flags == BPF_NOEXIST) return fail(EEXIST, "{} elements always exist", type_name(m.type()));
     if (m.type() == BPF_MAP_TYPE_CPUMAP) {
@@ -187,6 +188,12 @@ result<void> fd_array_store_object(map& m, const void* key, held_object obj, uin
         if (i >= possible_cpus()) return fail(ENODEV, "cpumap: cpu {} is not possible", i);
     }
     writer_guard g(m.header());
+    if (xsk) {  // xsk_map_update_elem: the same socket (its id) again is no change; then the flags
+        auto now = slots(m).held.find(i);
+        if (now != slots(m).held.end() && now->second.id == obj.id) return {};
+        if (now != slots(m).held.end() && flags == BPF_NOEXIST) return fail(EEXIST, "index {}: an element exists", i);
+        if (now == slots(m).held.end() && flags == BPF_EXIST) return fail(ENOENT, "index {}: no element", i);
+    }
     replace(m, i, std::move(obj));
     return {};
 }

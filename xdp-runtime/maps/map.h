@@ -63,9 +63,18 @@ struct spec {
 // that keeps it alive while the map holds it.
 struct held_object {
     void* ptr = nullptr;          // map* for maps of maps, vm::program-like object for PROG_ARRAY, ...
-    uint32_t id = 0;              // returned by userspace lookups of PROG_ARRAY and maps of maps
+    uint32_t id = 0;              // returned by userspace lookups of PROG_ARRAY and maps of maps;
+                                  // XSKMAP: the socket's inode (which socket it is)
     std::shared_ptr<void> ref;
     uint32_t extra = 0;           // DEVMAP: ifindex; CPUMAP: qsize
+};
+
+// What an XSKMAP element points at (its held_object's ptr): the AF_XDP socket as the dataplane
+// reaches it (dataplane::bind_xsk). The kernel delivers a redirected frame only to a socket bound
+// to the frame's own interface and RX queue.
+struct xsk_binding {
+    uint32_t slot = 0;   // the socket's slot in the dataplane's kernel XSKMAP
+    uint32_t queue = 0;  // the queue it is bound to
 };
 
 struct ops;

@@ -1,13 +1,8 @@
-// The kernel's bpf(2), reached without libc's syscall(): the in-process interposer replaces that
-// symbol, and the server must still reach the kernel (shadow verification) from under it.
+#include "base/kernel_bpf.h"
+
 #include <sys/syscall.h>
 
-#include <cerrno>
-#include <cstdint>
-
-#include "control/objects.h"
-
-namespace xdprt::control {
+namespace xdprt {
 
 long kernel_bpf(int cmd, void* attr, uint32_t size) {
     long r;
@@ -28,4 +23,4 @@ long kernel_bpf(int cmd, void* attr, uint32_t size) {
     return r;  // -errno on failure, as the raw syscall returns it
 }
 
-}  // namespace xdprt::control
+}  // namespace xdprt
