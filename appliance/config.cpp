@@ -1,5 +1,7 @@
 #include "appliance/config.h"
 
+#include <grp.h>
+
 #include <yaml-cpp/yaml.h>
 
 #include <fstream>
@@ -156,7 +158,7 @@ result<config> parse(const YAML::Node& root, const std::string& file) {
     c.file = file;
     at top{root, "", file};
     if (!root || root.IsNull()) return tl::unexpected(top.err("the file is empty"));
-    XDPRT_TRY(only_keys(top, {"eal", "dataplane", "server", "ports", "workers", "stats_file"}));
+    XDPRT_TRY(only_keys(top, {"eal", "dataplane", "server", "control", "ports", "workers", "stats_file"}));
     if (const YAML::Node& e = root["eal"]) {
         at ea = top.child(e, "eal");
         XDPRT_TRY(only_keys(ea, {"lcores", "memory_mb", "hugepages", "args"}));
@@ -199,6 +201,23 @@ result<config> parse(const YAML::Node& root, const std::string& file) {
             return tl::unexpected(sa.child(s["verify"], "verify").err("'off' runs unverified programs: it needs 'unsafe: true' beside it"));
         if (c.options.server.verify == control::verify_mode::builtin)
             return tl::unexpected(sa.child(s["verify"], "verify").err("the builtin verifier is not part of this build yet: use 'kernel'"));
+    }
+    if (const YAML::Node& k = root["control"]) {
+        at ka = top.child(k, "control");
+        XDPRT_TRY(only_keys(ka, {"socket", "group"}));
+        if (k["socket"]) {
+            std::string path;
+            XDPRT_TRY(string(ka.child(k["socket"], "socket"), path));
+            c.control.path = path;
+        }
+        if (k["group"]) {
+            std::string name;
+            at ga = ka.child(k["group"], "group");
+            XDPRT_TRY(string(ga, name));
+            group* g = getgrnam(name.c_str());
+            if (!g) return tl::unexpected(ga.err(fmt::format("no group '{}' on this host", name)));
+            c.control.group = g->gr_gid;
+        }
     }
     if (root["stats_file"]) XDPRT_TRY(string(top.child(root["stats_file"], "stats_file"), c.stats_file));
     const YAML::Node& ports = root["ports"];

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "appliance/appliance.h"
+#include "control/socket.h"
 #include "base/result.h"
 
 namespace xdprt::appliance {
@@ -34,6 +35,7 @@ struct config {
     ::xdprt::appliance::options options;  // ports, workers, burst, mbufs, pin root, verify mode
     std::vector<std::optional<program_config>> programs;  // per port
     std::string stats_file = "/run/xdprt/stats.json";     // written once a second by `xdprt run`
+    control::socket_options control;  // where loaders reach the appliance (`xdprt with`)
 };
 
 // Reads and validates `path`.

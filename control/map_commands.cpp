@@ -193,7 +193,8 @@ static result<maps::held_object> resolve_value(server::impl& s, const maps::map&
         auto ev = s.perf_event_from_fd(int(fd));
         if (!ev) {
             std::error_code ec;
-            auto target = std::filesystem::read_symlink(fmt::format("/proc/self/fd/{}", int(fd)), ec);
+            auto l = s.local(int(fd));
+            auto target = std::filesystem::read_symlink(fmt::format("/proc/self/fd/{}", l ? l->get() : -1), ec);
             if (!ec && target == "anon_inode:[perf_event]")
                 return fail(EOPNOTSUPP, "fd {} is a kernel perf event: xdprt programs write only the BPF output events "
                                         "it opens (perf_event_open with pid -1 and a cpu)", fd);
@@ -206,9 +207,10 @@ static result<maps::held_object> resolve_value(server::impl& s, const maps::map&
     case BPF_MAP_TYPE_XSKMAP: {
         if (!s.xsk_binder)
             return fail(EOPNOTSUPP, "xskmap: frames reach AF_XDP sockets through the dataplane, which is not running here");
+        auto l = s.local(int(fd));
         struct stat st;
-        if (fstat(int(fd), &st) != 0) return fail(EBADF, "fd {} is not open", int(fd));
-        auto b = s.xsk_binder(int(fd));
+        if (!l || fstat(l->get(), &st) != 0) return fail(EBADF, "fd {} is not open", int(fd));
+        auto b = s.xsk_binder(l->get());
         if (!b) return tl::unexpected(b.error());
         h.ptr = const_cast<maps::xsk_binding*>(b->get());
         h.id = uint32_t(st.st_ino);  // which socket: the same one again is no change

@@ -13,6 +13,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "base/kernel_bpf.h"
@@ -66,8 +67,6 @@ T attr_field(const union bpf_attr& a, size_t off) {
     return v;
 }
 
-// bpf_token_get_from_fd: xdprt has no BPF tokens, so an open fd is never one (EINVAL).
-[[nodiscard]] result<void> no_token(int fd);
 
 // bpf_obj_name_cpy: letters, digits, '_' and '.', NUL-terminated within BPF_OBJ_NAME_LEN (EINVAL).
 [[nodiscard]] result<std::string> object_name(const char (&raw)[BPF_OBJ_NAME_LEN]);
@@ -182,6 +181,24 @@ struct server::impl {
     uint64_t next_perf_id = 1;                // PERF_EVENT_IOC_ID of perf events
     std::string last_error;
     uint32_t log_true_size = 0;  // of the last PROG_LOAD / BTF_LOAD, written back to its attr
+    int client_pidfd = -1;       // of the process whose command runs, when it is another (socket.h)
+
+    // The server's fd for the client's fd `fd` while a command runs: the same number in
+    // process; for another process a duplicate taken through its pidfd (pidfd_getfd), closed
+    // when this goes. EBADF when the client has no such fd.
+    class client_fd {
+    public:
+        client_fd(int fd, bool owned) : _fd(fd), _owned(owned) {}
+        client_fd(client_fd&& o) noexcept : _fd(std::exchange(o._fd, -1)), _owned(std::exchange(o._owned, false)) {}
+        client_fd& operator=(client_fd&&) = delete;
+        ~client_fd();
+        int get() const { return _fd; }
+
+    private:
+        int _fd;
+        bool _owned;
+    };
+    [[nodiscard]] result<client_fd> local(int fd) const;
 
     // Objects.
     [[nodiscard]] result<object_ref> add(obj_kind kind, std::string name, int handle_fd);
@@ -210,6 +227,8 @@ struct server::impl {
     long obj_pin(union bpf_attr& a, const client_memory& mem);
     long obj_get(union bpf_attr& a, const client_memory& mem);
     long prog_bind_map(union bpf_attr& a);
+    // bpf_token_get_from_fd: xdprt has no BPF tokens, so an open fd is never one (EINVAL).
+    [[nodiscard]] result<void> no_token(int fd) const;
     long link_create(union bpf_attr& a);
     long link_update(union bpf_attr& a);
     long link_detach(union bpf_attr& a);

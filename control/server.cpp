@@ -8,6 +8,7 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -186,10 +187,23 @@ result<std::string> object_name(const char (&raw)[BPF_OBJ_NAME_LEN]) {
     return fail(EINVAL, "object name: not NUL-terminated within {} bytes", BPF_OBJ_NAME_LEN);
 }
 
-result<void> no_token(int fd) {
+result<void> server::impl::no_token(int fd) const {
+    auto l = local(fd);
     struct stat st;
-    if (fd < 0 || fstat(fd, &st) != 0) return fail(EBADF, "token fd {} is not open", fd);
+    if (!l || fstat(l->get(), &st) != 0) return fail(EBADF, "token fd {} is not open", fd);
     return fail(EINVAL, "fd {} is not a BPF token (xdprt has none)", fd);
+}
+
+server::impl::client_fd::~client_fd() {
+    if (_owned && _fd >= 0) close(_fd);
+}
+
+result<server::impl::client_fd> server::impl::local(int fd) const {
+    if (fd < 0) return fail(EBADF, "fd {} is not open", fd);
+    if (client_pidfd < 0) return client_fd(fd, false);
+    long l = ::syscall(SYS_pidfd_getfd, client_pidfd, fd, 0);
+    if (l < 0) return fail(errno == EBADF ? EBADF : errno, "the client's fd {}: {}", fd, strerror(errno));
+    return client_fd(int(l), true);
 }
 
 object::~object() {
@@ -244,8 +258,9 @@ result<object_ref> server::impl::from_fd(int fd, obj_kind kind) const {
 }
 
 result<object_ref> server::impl::from_any_fd(int fd) const {
+    auto l = local(fd);
     struct stat st;
-    if (fd < 0 || fstat(fd, &st) != 0) return fail(EBADF, "fd {} is not open", fd);
+    if (!l || fstat(l->get(), &st) != 0) return fail(EBADF, "fd {} is not open", fd);
     auto it = by_inode.find(st.st_ino);
     if (it == by_inode.end() || it->second->kind == obj_kind::perf_event)
         return fail(EINVAL, "fd {} is not a bpf object of xdprt", fd);
@@ -253,8 +268,9 @@ result<object_ref> server::impl::from_any_fd(int fd) const {
 }
 
 result<object_ref> server::impl::perf_event_from_fd(int fd) const {
+    auto l = local(fd);
     struct stat st;
-    if (fd < 0 || fstat(fd, &st) != 0) return fail(EBADF, "fd {} is not open", fd);
+    if (!l || fstat(l->get(), &st) != 0) return fail(EBADF, "fd {} is not open", fd);
     auto it = by_inode.find(st.st_ino);
     if (it == by_inode.end() || it->second->kind != obj_kind::perf_event)
         return fail(EBADF, "fd {} is not a perf event", fd);
@@ -392,10 +408,42 @@ server::object_counts server::count() {
     return {_impl->by_id[0].size(), _impl->by_id[1].size(), _impl->by_id[2].size(), _impl->by_id[3].size(), perf_events};
 }
 
-long server::bpf(int cmd, uint64_t attr_addr, uint32_t size, pid_t pid) {
+const server_options& server::options() const { return _impl->opts; }
+
+std::string server::kind_of(int fd, pid_t, int pidfd) {
+    std::lock_guard g(_impl->lock);
+    _impl->client_pidfd = pidfd;
+    auto o = _impl->from_any_fd(fd);
+    _impl->client_pidfd = -1;
+    if (!o) return {};
+    switch ((*o)->kind) {
+    case obj_kind::map: return "bpf-map";
+    case obj_kind::prog: return "bpf-prog";
+    case obj_kind::btf: return "btf";
+    case obj_kind::link: return "bpf_link";
+    default: return {};
+    }
+}
+
+bool server::returns_fd(int cmd) {
+    switch (cmd) {
+    case BPF_MAP_CREATE: case BPF_PROG_LOAD: case BPF_BTF_LOAD: case BPF_OBJ_GET: case BPF_LINK_CREATE:
+    case BPF_PROG_GET_FD_BY_ID: case BPF_MAP_GET_FD_BY_ID: case BPF_BTF_GET_FD_BY_ID: case BPF_LINK_GET_FD_BY_ID:
+        return true;
+    default:
+        return false;
+    }
+}
+
+long server::bpf(int cmd, uint64_t attr_addr, uint32_t size, pid_t pid, int pidfd) {
     std::lock_guard g(_impl->lock);
     _impl->last_error.clear();
     client_memory mem{pid};
+    _impl->client_pidfd = pidfd;
+    struct reset {
+        int& fd;
+        ~reset() { fd = -1; }
+    } reset_pidfd{_impl->client_pidfd};
     // bpf_check_uarg_tail_zero: at most a page; bytes past the kernel's union must be zero.
     if (size > page_bytes) return _impl->refuse(E2BIG, "attr size {} above a page", size);
     attr_buffer buf;
@@ -429,9 +477,14 @@ long server::bpf(int cmd, uint64_t attr_addr, uint32_t size, pid_t pid) {
 }
 
 std::optional<long> server::perf_event_open(uint64_t attr_addr, int pid, int cpu, int group_fd, unsigned long flags,
-                                            pid_t client) {
+                                            pid_t client, int client_pidfd) {
     std::lock_guard g(_impl->lock);
     _impl->last_error.clear();
+    _impl->client_pidfd = client_pidfd;
+    struct reset {
+        int& fd;
+        ~reset() { fd = -1; }
+    } reset_pidfd{_impl->client_pidfd};
     _impl->reap();
     auto r = _impl->perf_event_open(attr_addr, pid, cpu, group_fd, flags, client_memory{client});
     if (r && *r < 0 && !_impl->last_error.empty()) _impl->last_error = fmt::format("perf_event_open: {}", _impl->last_error);

@@ -84,15 +84,26 @@ public:
     server& operator=(const server&) = delete;
 
     // One bpf(2) call from process `pid` (0: this process): attr lives in that process's memory
-    // at `attr_addr`, `size` bytes as passed. Returns what bpf() returns, or -errno.
-    long bpf(int cmd, uint64_t attr_addr, uint32_t size, pid_t pid = 0);
+    // at `attr_addr`, `size` bytes as passed. Returns what bpf() returns, or -errno. For another
+    // process, `pidfd` is its pidfd: the fds the command names are that process's, and the
+    // server takes duplicates of them through it (pidfd_getfd); an fd the command returns
+    // (returns_fd) is then this process's, for the caller to pass on (SCM_RIGHTS) and close.
+    long bpf(int cmd, uint64_t attr_addr, uint32_t size, pid_t pid = 0, int pidfd = -1);
+    // Whether a successful `cmd` returns a new fd.
+    static bool returns_fd(int cmd);
+    // What the fd `fd` of process `pid` (pidfd `pidfd`; 0 and -1: this process) is, as the
+    // kernel names it in /proc/PID/fd: "bpf-map", "bpf-prog", "bpf-btf" ("btf" in the kernel's
+    // anon inode name), "bpf-link"; empty for anything else.
+    std::string kind_of(int fd, pid_t pid = 0, int pidfd = -1);
 
     // perf_event_open(2) from process `pid` (0: this process) for the events xdprt serves: BPF
     // output events (PERF_TYPE_SOFTWARE, PERF_COUNT_SW_BPF_OUTPUT) of one CPU (pid -1), the ones a
     // PERF_EVENT_ARRAY takes (perf_commands.cpp). Returns the new fd or -errno, or nothing for any
     // other event, which is the kernel's to serve.
     std::optional<long> perf_event_open(uint64_t attr_addr, int pid, int cpu, int group_fd, unsigned long flags,
-                                        pid_t client = 0);
+                                        pid_t client = 0, int client_pidfd = -1);
+
+    const server_options& options() const;
 
     // The message of the last failed command: what and where, for logs and tests.
     const std::string& last_error() const;

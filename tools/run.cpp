@@ -24,6 +24,7 @@
 
 #include "appliance/config.h"
 #include "control/inprocess.h"
+#include "control/socket.h"
 
 namespace xdprt::tools {
 
@@ -177,6 +178,17 @@ int run(const run_args& args) {
             status = 1;
         }
     }
+    std::unique_ptr<control::control_socket> control_socket;
+    if (!status) {
+        auto cs = control::control_socket::create((*app)->server(), cfg->control);
+        if (!cs) {
+            fmt::print(stderr, "xdprt run: {}\n", cs.error().message);
+            status = 1;
+        } else {
+            control_socket = std::move(*cs);
+            fmt::print("xdprt: loaders reach the appliance at {} (xdprt with -- CMD)\n", cfg->control.path.string());
+        }
+    }
     if (!status) {
         for (auto& p : (*app)->dataplane().ports())
             fmt::print("xdprt: port '{}' up (ethdev {}, twin ifindex {})\n", p.name, p.ethdev, p.ifindex);
@@ -197,6 +209,7 @@ int run(const run_args& args) {
         (*app)->dataplane().stop();
         print_summary(before, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
     }
+    control_socket.reset();
     for (auto& p : programs) {
         if (p.link >= 0) close(p.link);
         bpf_object__close(p.object);
@@ -248,6 +261,25 @@ int stats(const stats_args& args) {
         if (x.packets || x.counter == "rx")
             fmt::print("{:<12} {:<15} {:>14} {:>16} {:>12.0f} {:>12.1f}\n", x.port, x.counter, x.packets, x.bytes, x.pps, x.bps * 8 / 1e6);
     return 0;
+}
+
+// The shim: XDPRT_PRELOAD if set, else the one beside this build, else the installed one.
+int with(const with_args& args) {
+    std::string lib;
+    if (const char* p = getenv("XDPRT_PRELOAD"); p && *p) lib = p;
+    for (const char* candidate : {XDPRT_PRELOAD_BUILD, XDPRT_PRELOAD_INSTALLED})
+        if (lib.empty() && access(candidate, R_OK) == 0) lib = candidate;
+    if (lib.empty()) {
+        fmt::print(stderr, "xdprt with: no libxdprt-preload.so (looked for {} and {}; set XDPRT_PRELOAD)\n",
+                   XDPRT_PRELOAD_BUILD, XDPRT_PRELOAD_INSTALLED);
+        return 1;
+    }
+    if (const char* old = getenv("LD_PRELOAD"); old && *old) lib += std::string(":") + old;
+    setenv("LD_PRELOAD", lib.c_str(), 1);
+    if (!args.socket.empty()) setenv("XDPRT_SOCKET", args.socket.c_str(), 1);
+    execvp(args.argv[0], args.argv);
+    fmt::print(stderr, "xdprt with: {}: {}\n", args.argv[0], std::strerror(errno));
+    return 127;
 }
 
 }  // namespace xdprt::tools

@@ -18,4 +18,12 @@ struct stats_args {
 };
 int stats(const stats_args& args);
 
+struct with_args {
+    std::string socket;     // empty: the shim's default (/run/xdprt/control.sock)
+    char** argv = nullptr;  // the command, null-terminated
+};
+// Execs the command with the preload shim (libxdprt-preload.so) and XDPRT_SOCKET set; returns
+// only on failure.
+int with(const with_args& args);
+
 }  // namespace xdprt::tools

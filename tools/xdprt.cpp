@@ -125,6 +125,7 @@ struct subcommand {
 constexpr subcommand subcommands[] = {
     {"run", "run -c FILE.yaml [--duration S]", "run the appliance: ports, workers, programs from the config; Ctrl-C stops"},
     {"stats", "stats [--json] [--file F]", "per port and action: packets, bytes, rates of a running appliance"},
+    {"with", "with [--socket PATH] -- CMD [ARGS]", "run an unmodified loader (bpftool, ip, xdp-loader, ...) against the appliance"},
     {"demo", "demo [--prog FILE.bpf.o] [--packets N]",
      "run an XDP program over the built-in traffic on every engine; per-action counts and ns per packet"},
 };
@@ -213,6 +214,24 @@ int main(int argc, char** argv) {
             return 1;
         }
         return run(a);
+    }
+    if (cmd == "with") {
+        with_args a;
+        int k = 2;
+        for (; k < argc && std::strcmp(argv[k], "--") != 0; ++k) {
+            if (std::strcmp(argv[k], "--socket") == 0 && k + 1 < argc) {
+                a.socket = argv[++k];
+            } else {
+                fmt::print(stderr, "xdprt with: unknown option '{}' (the command goes after --)\n", argv[k]);
+                return 1;
+            }
+        }
+        if (k + 1 >= argc) {
+            fmt::print(stderr, "xdprt with: no command: xdprt with -- CMD [ARGS]\n");
+            return 1;
+        }
+        a.argv = argv + k + 1;
+        return with(a);
     }
     if (cmd == "stats") {
         stats_args a;

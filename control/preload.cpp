@@ -1,0 +1,421 @@
+// libxdprt-preload.so: unmodified loaders against the appliance (DESIGN.md section 5).
+// `xdprt with -- CMD` preloads it; XDPRT_SOCKET names the control socket (default
+// /run/xdprt/control.sock).
+//
+// bpf(): every tool issues it through libc's syscall(), which this library defines. A call goes
+// to the appliance (over the control socket, wire.h) or to the kernel:
+// - on an object fd (element commands, test runs, info, pins, links): to whoever made the fd.
+//   Appliance fds are files of its store (their st_dev, from the hello); kernel fds are not.
+// - MAP_CREATE, BTF_LOAD, OBJ_GET, the id walks (GET_NEXT_ID, GET_FD_BY_ID): the appliance.
+// - PROG_LOAD: XDP programs, and programs that use an appliance map or BTF (loaders' feature
+//   probes, which must see what the maps they made can do), to the appliance; every other program
+//   type to the kernel.
+// - anything else (cgroup attach, iterators, stats, ...): the kernel.
+// perf_event_open is the kernel's. Element operations cost a round trip to the appliance.
+//
+// bpffs: the appliance's pins are files under its pin root; /sys/fs/bpf/... in statfs, stat,
+// mkdir, rmdir, unlink, open and opendir is that pin root, and statfs there says BPF_FS_MAGIC.
+//
+// With no appliance listening, one line says so and bpf() fails with ENOSYS, as on a kernel
+// without the bpf syscall; a refused client (not root, not in the group) gets EPERM. After a
+// fork the child connects anew (the server reads the memory of the process that connected).
+#include <dirent.h>
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <linux/bpf.h>
+#include <linux/magic.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdarg>
+#include <cstddef>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <algorithm>
+#include <mutex>
+#include <string>
+
+#include "control/wire.h"
+
+namespace {
+
+namespace wire = xdprt::control::wire;
+
+constexpr char bpffs[] = "/sys/fs/bpf";
+
+struct connection {
+    std::mutex lock;
+    int sock = -1;
+    pid_t pid = 0;        // the process that connected
+    bool refused = false;  // the appliance said no (EPERM), or none listens (ENOSYS): said once
+    int refusal = 0;
+    dev_t store_dev = 0;
+    std::string pin_root;
+};
+connection& conn() {
+    static connection c;
+    return c;
+}
+
+template <class F>
+F next(const char* name) {
+    return reinterpret_cast<F>(dlsym(RTLD_NEXT, name));
+}
+
+long kernel_syscall(long n, long a, long b, long c, long d, long e, long f) {
+    static auto real = next<long (*)(long, ...)>("syscall");
+    return real(n, a, b, c, d, e, f);
+}
+
+const char* socket_path() {
+    const char* p = getenv("XDPRT_SOCKET");
+    return p && *p ? p : "/run/xdprt/control.sock";
+}
+
+// One exchange; `fd_out` gets the fd riding on the reply. False when the connection broke.
+bool exchange(int sock, const wire::request& rq, wire::reply& rep, int& fd_out, bool cloexec = true) {
+    fd_out = -1;
+    if (send(sock, &rq, sizeof rq, MSG_NOSIGNAL) != ssize_t(sizeof rq)) return false;
+    iovec iov{&rep, sizeof rep};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))];
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    ssize_t n;
+    do n = recvmsg(sock, &msg, cloexec ? MSG_CMSG_CLOEXEC : 0);
+    while (n < 0 && errno == EINTR);
+    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c))
+        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) std::memcpy(&fd_out, CMSG_DATA(c), sizeof(int));
+    if (n != ssize_t(sizeof rep) || rep.magic != wire::magic) {
+        if (fd_out >= 0) close(fd_out);
+        fd_out = -1;
+        return false;
+    }
+    return true;
+}
+
+// Connected to the appliance (with its hello), or the errno a call gets without one. Locked.
+int ensure_connected(connection& c) {
+    pid_t me = getpid();
+    if (c.sock >= 0 && c.pid == me) return 0;
+    if (c.sock >= 0) close(c.sock);  // a forked child: the parent's connection reads the parent
+    c.sock = -1;
+    if (c.refused) return c.refusal;
+    int s = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::strncpy(addr.sun_path, socket_path(), sizeof addr.sun_path - 1);
+    if (s < 0 || connect(s, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+        int e = errno;
+        if (s >= 0) close(s);
+        fprintf(stderr, "xdprt: no appliance at %s (%s): bpf() fails with ENOSYS; start one with `xdprt run`\n",
+                socket_path(), strerror(e));
+        c.refused = true;
+        c.refusal = ENOSYS;
+        return c.refusal;
+    }
+    wire::request rq;
+    rq.call = uint16_t(wire::call::hello);
+    wire::reply rep;
+    int fd;
+    if (!exchange(s, rq, rep, fd) || rep.result < 0) {
+        bool said = rep.magic == wire::magic && rep.text[0];
+        fprintf(stderr, "%s\n", said ? rep.text : "xdprt: the appliance closed the control socket");
+        close(s);
+        c.refused = true;
+        c.refusal = rep.magic == wire::magic && rep.result < 0 ? int(-rep.result) : ENOSYS;
+        return c.refusal;
+    }
+    c.sock = s;
+    c.pid = me;
+    c.store_dev = dev_t(rep.store_dev);
+    rep.text[sizeof rep.text - 1] = 0;
+    c.pin_root = rep.text;
+    return 0;
+}
+
+// Reads our own memory without faulting on a bad pointer (the call then gets EFAULT from
+// whoever serves it).
+bool peek(const void* addr, void* out, size_t n) {
+    iovec local{out, n}, remote{const_cast<void*>(addr), n};
+    return addr && process_vm_readv(getpid(), &local, 1, &remote, 1, 0) == ssize_t(n);
+}
+
+bool is_appliance_fd(const connection& c, int fd) {
+    struct stat st;
+    return fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_dev == c.store_dev;
+}
+
+bool attr_fd_is_ours(const connection& c, const void* attr, size_t off) {
+    int32_t fd;
+    return peek(static_cast<const char*>(attr) + off, &fd, sizeof fd) && is_appliance_fd(c, fd);
+}
+
+// A PROG_LOAD for the appliance: XDP, or using an appliance map or BTF.
+bool prog_load_is_ours(const connection& c, const void* attr, unsigned size) {
+    union bpf_attr a;
+    std::memset(&a, 0, sizeof a);
+    if (!peek(attr, &a, std::min<size_t>(size, sizeof a))) return true;  // the appliance answers EFAULT
+    if (a.prog_type == BPF_PROG_TYPE_XDP) return true;
+    if (size > offsetof(union bpf_attr, prog_btf_fd) && a.prog_btf_fd && is_appliance_fd(c, int(a.prog_btf_fd))) return true;
+    if (a.insn_cnt > 1'000'000) return false;
+    std::string insns(size_t(a.insn_cnt) * sizeof(bpf_insn), '\0');
+    if (!peek(reinterpret_cast<const void*>(uintptr_t(a.insns)), insns.data(), insns.size())) return false;
+    for (uint32_t k = 0; k < a.insn_cnt; ++k) {
+        bpf_insn i;
+        std::memcpy(&i, insns.data() + k * sizeof i, sizeof i);
+        bool map_ref = i.code == (BPF_LD | BPF_DW | BPF_IMM) && (i.src_reg == BPF_PSEUDO_MAP_FD || i.src_reg == BPF_PSEUDO_MAP_VALUE);
+        if (map_ref && is_appliance_fd(c, i.imm)) return true;
+    }
+    return false;
+}
+
+bool to_appliance(const connection& c, int cmd, const void* attr, unsigned size) {
+    switch (cmd) {
+    case BPF_MAP_CREATE: case BPF_BTF_LOAD: case BPF_OBJ_GET:
+    case BPF_PROG_GET_NEXT_ID: case BPF_MAP_GET_NEXT_ID: case BPF_BTF_GET_NEXT_ID: case BPF_LINK_GET_NEXT_ID:
+    case BPF_PROG_GET_FD_BY_ID: case BPF_MAP_GET_FD_BY_ID: case BPF_BTF_GET_FD_BY_ID: case BPF_LINK_GET_FD_BY_ID:
+        return true;
+    case BPF_PROG_LOAD:
+        return prog_load_is_ours(c, attr, size);
+    case BPF_MAP_LOOKUP_ELEM: case BPF_MAP_UPDATE_ELEM: case BPF_MAP_DELETE_ELEM: case BPF_MAP_GET_NEXT_KEY:
+    case BPF_MAP_LOOKUP_AND_DELETE_ELEM: case BPF_MAP_FREEZE:
+        return attr_fd_is_ours(c, attr, offsetof(union bpf_attr, map_fd));
+    case BPF_MAP_LOOKUP_BATCH: case BPF_MAP_LOOKUP_AND_DELETE_BATCH: case BPF_MAP_UPDATE_BATCH: case BPF_MAP_DELETE_BATCH:
+        return attr_fd_is_ours(c, attr, offsetof(union bpf_attr, batch.map_fd));
+    case BPF_PROG_TEST_RUN:
+        return attr_fd_is_ours(c, attr, offsetof(union bpf_attr, test.prog_fd));
+    case BPF_OBJ_GET_INFO_BY_FD:
+        return attr_fd_is_ours(c, attr, offsetof(union bpf_attr, info.bpf_fd));
+    case BPF_OBJ_PIN:
+        return attr_fd_is_ours(c, attr, offsetof(union bpf_attr, bpf_fd));
+    case BPF_PROG_BIND_MAP:
+        return attr_fd_is_ours(c, attr, offsetof(union bpf_attr, prog_bind_map.prog_fd));
+    case BPF_LINK_CREATE:
+        return attr_fd_is_ours(c, attr, offsetof(union bpf_attr, link_create.prog_fd));
+    case BPF_LINK_UPDATE: case BPF_LINK_DETACH:
+        return attr_fd_is_ours(c, attr, offsetof(union bpf_attr, link_update.link_fd));
+    default:
+        return false;
+    }
+}
+
+long shim_bpf(long cmd, long attr, long size) {
+    connection& c = conn();
+    std::lock_guard g(c.lock);
+    if (int e = ensure_connected(c)) {
+        errno = e;
+        return -1;
+    }
+    if (!to_appliance(c, int(cmd), reinterpret_cast<const void*>(attr), unsigned(size)))
+        return kernel_syscall(SYS_bpf, cmd, attr, size, 0, 0, 0);
+    wire::request rq;
+    rq.call = uint16_t(wire::call::bpf);
+    rq.args[0] = cmd;
+    rq.args[1] = attr;
+    rq.args[2] = int64_t(uint32_t(size));
+    wire::reply rep;
+    int fd;
+    if (!exchange(c.sock, rq, rep, fd)) {
+        fprintf(stderr, "xdprt: the appliance went away (control socket %s)\n", socket_path());
+        close(c.sock);
+        c.sock = -1;
+        errno = ENOSYS;
+        return -1;
+    }
+    if (rep.flags & wire::to_kernel) return kernel_syscall(SYS_bpf, cmd, attr, size, 0, 0, 0);
+    if (rep.result < 0) {
+        if (getenv("XDPRT_DEBUG") && rep.text[0]) fprintf(stderr, "xdprt: %.*s\n", int(sizeof rep.text), rep.text);
+        errno = int(-rep.result);
+        return -1;
+    }
+    if (rep.flags & wire::carries_fd) return fd;
+    return long(rep.result);
+}
+
+// The pin root's path for a path under /sys/fs/bpf (empty when `path` is elsewhere or no
+// appliance answers).
+std::string mapped(const char* path) {
+    if (!path || std::strncmp(path, bpffs, sizeof bpffs - 1) != 0) return {};
+    char after = path[sizeof bpffs - 1];
+    if (after != 0 && after != '/') return {};
+    connection& c = conn();
+    std::lock_guard g(c.lock);
+    if (ensure_connected(c)) return {};
+    return c.pin_root + (path + sizeof bpffs - 1);
+}
+
+// The fd N of "/proc/self/fd/N" (or /proc/<our pid>/fd/N, /proc/thread-self/fd/N), else -1.
+int own_proc_fd(const char* path) {
+    if (!path || std::strncmp(path, "/proc/", 6) != 0) return -1;
+    const char* rest = path + 6;
+    char pid[32];
+    snprintf(pid, sizeof pid, "%d/", int(getpid()));
+    for (const char* who : {"self/", "thread-self/", static_cast<const char*>(pid)}) {
+        size_t n = std::strlen(who);
+        if (std::strncmp(rest, who, n) == 0) {
+            rest += n;
+            break;
+        }
+    }
+    if (std::strncmp(rest, "fd/", 3) != 0) return -1;
+    char* end = nullptr;
+    long fd = std::strtol(rest + 3, &end, 10);
+    return end != rest + 3 && *end == 0 && fd >= 0 && fd < INT32_MAX ? int(fd) : -1;
+}
+
+// readlink of an appliance fd in /proc: the kernel's name for such an object
+// ("anon_inode:bpf-map", ...), which tools read to tell maps from programs. False for other fds.
+bool appliance_fd_link(int fd, std::string& out) {
+    connection& c = conn();
+    std::lock_guard g(c.lock);
+    if (ensure_connected(c) || !is_appliance_fd(c, fd)) return false;
+    wire::request rq;
+    rq.call = uint16_t(wire::call::fd_kind);
+    rq.args[0] = fd;
+    wire::reply rep;
+    int passed;
+    if (!exchange(c.sock, rq, rep, passed) || rep.result < 0) return false;
+    rep.text[sizeof rep.text - 1] = 0;
+    out = std::string("anon_inode:") + rep.text;
+    return true;
+}
+
+// `path`, or its place under the pin root.
+struct path_arg {
+    explicit path_arg(const char* p) : original(p), m(mapped(p)) {}
+    const char* get() const { return m.empty() ? original : m.c_str(); }
+    bool is_bpffs() const { return !m.empty(); }
+    const char* original;
+    std::string m;
+};
+
+}  // namespace
+
+extern "C" {
+
+long syscall(long number, ...) {
+    va_list ap;
+    va_start(ap, number);
+    long a[6];
+    for (long& x : a) x = va_arg(ap, long);
+    va_end(ap);
+    if (number == SYS_bpf) return shim_bpf(a[0], a[1], a[2]);
+    return kernel_syscall(number, a[0], a[1], a[2], a[3], a[4], a[5]);
+}
+
+int statfs(const char* path, struct statfs* buf) {
+    static auto real = next<int (*)(const char*, struct statfs*)>("statfs");
+    path_arg p(path);
+    int r = real(p.get(), buf);
+    if (r == 0 && p.is_bpffs()) buf->f_type = BPF_FS_MAGIC;
+    return r;
+}
+int statfs64(const char* path, struct statfs64* buf) {
+    static auto real = next<int (*)(const char*, struct statfs64*)>("statfs64");
+    path_arg p(path);
+    int r = real(p.get(), buf);
+    if (r == 0 && p.is_bpffs()) buf->f_type = BPF_FS_MAGIC;
+    return r;
+}
+
+#define XDPRT_PATH_CALL(ret, name, params, args)          \
+    ret name params {                                     \
+        static auto real = next<ret(*) params>(#name);    \
+        path_arg p(path);                                 \
+        return real args;                                 \
+    }
+
+XDPRT_PATH_CALL(int, mkdir, (const char* path, mode_t mode), (p.get(), mode))
+XDPRT_PATH_CALL(int, rmdir, (const char* path), (p.get()))
+XDPRT_PATH_CALL(int, unlink, (const char* path), (p.get()))
+XDPRT_PATH_CALL(int, access, (const char* path, int mode), (p.get(), mode))
+XDPRT_PATH_CALL(DIR*, opendir, (const char* path), (p.get()))
+XDPRT_PATH_CALL(int, stat, (const char* path, struct stat* buf), (p.get(), buf))
+XDPRT_PATH_CALL(int, lstat, (const char* path, struct stat* buf), (p.get(), buf))
+XDPRT_PATH_CALL(int, stat64, (const char* path, struct stat64* buf), (p.get(), buf))
+XDPRT_PATH_CALL(int, lstat64, (const char* path, struct stat64* buf), (p.get(), buf))
+XDPRT_PATH_CALL(int, __xstat, (int ver, const char* path, struct stat* buf), (ver, p.get(), buf))
+XDPRT_PATH_CALL(int, __lxstat, (int ver, const char* path, struct stat* buf), (ver, p.get(), buf))
+
+ssize_t readlink(const char* path, char* buf, size_t size) {
+    static auto real = next<ssize_t (*)(const char*, char*, size_t)>("readlink");
+    std::string link;
+    if (int fd = own_proc_fd(path); fd >= 0 && appliance_fd_link(fd, link)) {
+        size_t n = std::min(size, link.size());
+        std::memcpy(buf, link.data(), n);
+        return ssize_t(n);
+    }
+    path_arg p(path);
+    return real(p.get(), buf, size);
+}
+
+// Absolute paths only: a relative one under /sys/fs/bpf (cwd there) stays as it is.
+int unlinkat(int dirfd, const char* path, int flags) {
+    static auto real = next<int (*)(int, const char*, int)>("unlinkat");
+    path_arg p(path);
+    return real(dirfd, p.get(), flags);
+}
+int mkdirat(int dirfd, const char* path, mode_t mode) {
+    static auto real = next<int (*)(int, const char*, mode_t)>("mkdirat");
+    path_arg p(path);
+    return real(dirfd, p.get(), mode);
+}
+int fstatat(int dirfd, const char* path, struct stat* buf, int flags) {
+    static auto real = next<int (*)(int, const char*, struct stat*, int)>("fstatat");
+    path_arg p(path);
+    return real(dirfd, p.get(), buf, flags);
+}
+int fstatat64(int dirfd, const char* path, struct stat64* buf, int flags) {
+    static auto real = next<int (*)(int, const char*, struct stat64*, int)>("fstatat64");
+    path_arg p(path);
+    return real(dirfd, p.get(), buf, flags);
+}
+
+// open and friends take a mode only with O_CREAT or O_TMPFILE.
+#define XDPRT_OPEN_CALL(name)                                                     \
+    int name(const char* path, int flags, ...) {                                  \
+        static auto real = next<int (*)(const char*, int, ...)>(#name);           \
+        mode_t mode = 0;                                                          \
+        if (flags & (O_CREAT | __O_TMPFILE)) {                                    \
+            va_list ap;                                                           \
+            va_start(ap, flags);                                                  \
+            mode = va_arg(ap, mode_t);                                            \
+            va_end(ap);                                                           \
+        }                                                                         \
+        path_arg p(path);                                                         \
+        return real(p.get(), flags, mode);                                        \
+    }
+#define XDPRT_OPENAT_CALL(name)                                                   \
+    int name(int dirfd, const char* path, int flags, ...) {                       \
+        static auto real = next<int (*)(int, const char*, int, ...)>(#name);      \
+        mode_t mode = 0;                                                          \
+        if (flags & (O_CREAT | __O_TMPFILE)) {                                    \
+            va_list ap;                                                           \
+            va_start(ap, flags);                                                  \
+            mode = va_arg(ap, mode_t);                                            \
+            va_end(ap);                                                           \
+        }                                                                         \
+        path_arg p(path);                                                         \
+        return real(dirfd, p.get(), flags, mode);                                 \
+    }
+XDPRT_OPEN_CALL(open)
+XDPRT_OPEN_CALL(open64)
+XDPRT_OPENAT_CALL(openat)
+XDPRT_OPENAT_CALL(openat64)
+
+int __open_2(const char* path, int flags) { return open(path, flags); }
+int __open64_2(const char* path, int flags) { return open64(path, flags); }
+int __openat_2(int dirfd, const char* path, int flags) { return openat(dirfd, path, flags); }
+int __openat64_2(int dirfd, const char* path, int flags) { return openat64(dirfd, path, flags); }
+
+}  // extern "C"
