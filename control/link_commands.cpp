@@ -163,4 +163,73 @@ result<server::runnable_prog> server::runnable(int prog_fd) {
     return runnable_of(*p);
 }
 
+long server::xdp_set(uint32_t ifindex, int prog_fd, uint32_t flags, int expected_fd, pid_t, int pidfd) {
+    std::lock_guard g(_impl->lock);
+    _impl->last_error.clear();
+    _impl->reap();
+    _impl->client_pidfd = pidfd;
+    long r = _impl->xdp_set(ifindex, prog_fd, flags, expected_fd);
+    _impl->client_pidfd = -1;
+    _impl->dirty = true;
+    return r;
+}
+
+// do_setlink's IFLA_XDP checks, then dev_xdp_attach's, in their order.
+long server::impl::xdp_set(uint32_t ifindex, int prog_fd, uint32_t flags, int expected_fd) {
+    auto served = interfaces.find(ifindex);
+    if (served == interfaces.end()) return refuse(ENODEV, "ifindex {} is no interface of the appliance", ifindex);
+    const std::string& dev = served->second;
+    if (flags & ~uint32_t(XDP_FLAGS_MASK)) return refuse(EINVAL, "{}: XDP flags {:#x}", dev, flags);
+    if (__builtin_popcount(flags & xdp_modes) > 1) return refuse(EINVAL, "{}: Only one XDP mode flag can be set", dev);
+    if (expected_fd >= 0 && !(flags & XDP_FLAGS_REPLACE))
+        return refuse(EINVAL, "{}: an expected program without XDP_FLAGS_REPLACE", dev);
+    if (flags & XDP_FLAGS_HW_MODE) return refuse(EOPNOTSUPP, "{}: xdprt does not offload programs to hardware", dev);
+    object_ref next, expected;
+    if (prog_fd >= 0) {
+        auto p = from_fd(prog_fd, obj_kind::prog);
+        if (!p) return refuse(p.error().code == EBADF ? EBADF : EINVAL, "{}: prog fd {}: {}", dev, prog_fd, p.error().message);
+        if ((*p)->prog->type != BPF_PROG_TYPE_XDP) return refuse(EINVAL, "{}: prog '{}' is not an XDP program", dev, (*p)->name);
+        next = *p;
+    }
+    if (flags & XDP_FLAGS_REPLACE && expected_fd >= 0) {
+        auto p = from_fd(expected_fd, obj_kind::prog);
+        if (!p) return refuse(p.error().code == EBADF ? EBADF : EINVAL, "{}: expected prog fd {}: {}", dev, expected_fd, p.error().message);
+        expected = *p;
+    }
+    // The mode asked for; none means native, which the appliance's interfaces have.
+    const uint32_t mode = (flags & XDP_FLAGS_SKB_MODE) ? XDP_FLAGS_SKB_MODE : XDP_FLAGS_DRV_MODE;
+    auto cur = xdp.find(ifindex);
+    const bool same_mode = cur != xdp.end() && cur->second.mode == mode;
+    if (same_mode && cur->second.link_id) return refuse(EBUSY, "{}: Can't replace active BPF XDP link", dev);
+    object_ref current = same_mode ? cur->second.prog : nullptr;
+    if ((flags & XDP_FLAGS_REPLACE) && current != expected) return refuse(EEXIST, "{}: Active program does not match expected", dev);
+    if (next) {
+        if ((flags & XDP_FLAGS_UPDATE_IF_NOEXIST) && current) return refuse(EBUSY, "{}: XDP program already attached", dev);
+        if (cur != xdp.end() && !same_mode) return refuse(EEXIST, "{}: Native and generic XDP can't be active at the same time", dev);
+        uint32_t eat = next->prog->expected_attach_type;
+        if (eat == BPF_XDP_DEVMAP || eat == BPF_XDP_CPUMAP)
+            return refuse(EINVAL, "{}: BPF_XDP_DEVMAP and BPF_XDP_CPUMAP programs can not be attached to a device", dev);
+        if (!next->prog->runnable) return refuse(EINVAL, "{}: prog '{}' is not runnable", dev, next->name);
+    }
+    if (next == current) return 0;
+    if (auto ok = publish_xdp(ifindex, next); !ok) return refuse(with_context(ok.error(), dev));
+    if (next) xdp[ifindex] = xdp_attachment{next, 0, mode};
+    else xdp.erase(ifindex);
+    return 0;
+}
+
+std::vector<server::xdp_report> server::xdp_reports() {
+    std::lock_guard g(_impl->lock);
+    std::vector<xdp_report> out;
+    for (const auto& [ifindex, name] : _impl->interfaces) {
+        xdp_report r{ifindex, 0, XDP_ATTACHED_NONE};
+        if (auto it = _impl->xdp.find(ifindex); it != _impl->xdp.end()) {
+            r.prog_id = it->second.prog->id;
+            r.attached = it->second.mode == XDP_FLAGS_SKB_MODE ? XDP_ATTACHED_SKB : XDP_ATTACHED_DRV;
+        }
+        out.push_back(r);
+    }
+    return out;
+}
+
 }  // namespace xdprt::control

@@ -232,6 +232,7 @@ struct server::impl {
     long link_create(union bpf_attr& a);
     long link_update(union bpf_attr& a);
     long link_detach(union bpf_attr& a);
+    long xdp_set(uint32_t ifindex, int prog_fd, uint32_t flags, int expected_fd);
     std::optional<long> perf_event_open(uint64_t attr_addr, int pid, int cpu, int group_fd, unsigned long flags,
                                         const client_memory& mem);
     void detach(link_state& l);

@@ -13,6 +13,12 @@
 // - anything else (cgroup attach, iterators, stats, ...): the kernel.
 // perf_event_open is the kernel's. Element operations cost a round trip to the appliance.
 //
+// rtnetlink: on NETLINK_ROUTE sockets, RTM_NEWLINK / RTM_SETLINK carrying IFLA_XDP for an
+// interface the appliance serves (its ports' twins) is answered by the appliance (attach,
+// replace, detach, with the kernel's errnos and an extack message); what the kernel answers,
+// link dumps and single GETLINKs, has IFLA_XDP of the appliance's interfaces replaced by the
+// appliance's (mode and program id). Everything else on those sockets passes untouched.
+//
 // bpffs: the appliance's pins are files under its pin root; /sys/fs/bpf/... in statfs, stat,
 // mkdir, rmdir, unlink, open and opendir is that pin root, and statfs there says BPF_FS_MAGIC.
 //
@@ -23,7 +29,11 @@
 #include <dlfcn.h>
 #include <fcntl.h>
 #include <linux/bpf.h>
+#include <linux/if_link.h>
 #include <linux/magic.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+#include <net/if.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
@@ -39,8 +49,11 @@
 #include <cstdlib>
 #include <cstring>
 #include <algorithm>
+#include <deque>
+#include <map>
 #include <mutex>
 #include <string>
+#include <utility>
 
 #include "control/wire.h"
 
@@ -299,9 +312,329 @@ struct path_arg {
     std::string m;
 };
 
+// ---- rtnetlink ----------------------------------------------------------------------------
+
+// A NETLINK_ROUTE socket of the process: what its next receives return, oldest first.
+struct route_socket {
+    std::deque<std::string> pending;  // datagrams: the appliance's answers, patched kernel ones
+};
+std::mutex route_lock;
+std::map<int, route_socket>& route_sockets() {
+    static std::map<int, route_socket> m;
+    return m;
+}
+bool is_route_socket(int fd) {
+    std::lock_guard g(route_lock);
+    return route_sockets().count(fd) > 0;
+}
+
+struct served_if {
+    uint32_t prog_id = 0;
+    uint8_t attached = 0;
+};
+// The appliance's interfaces and what is attached to each (empty without an appliance).
+std::map<uint32_t, served_if> xdp_reports() {
+    std::map<uint32_t, served_if> out;
+    connection& c = conn();
+    std::lock_guard g(c.lock);
+    if (ensure_connected(c)) return out;
+    wire::request rq;
+    rq.call = uint16_t(wire::call::xdp_reports);
+    wire::reply rep;
+    int fd;
+    if (!exchange(c.sock, rq, rep, fd) || rep.result < 0) return out;
+    rep.text[sizeof rep.text - 1] = 0;
+    const char* p = rep.text;
+    unsigned ifindex, prog, attached;
+    int used = 0;
+    while (sscanf(p, "%u %u %u;%n", &ifindex, &prog, &attached, &used) == 3 && used > 0) {
+        out[ifindex] = {prog, uint8_t(attached)};
+        p += used;
+    }
+    return out;
+}
+
+void put_attr(std::string& out, uint16_t type, const void* data, size_t len) {
+    rtattr a{uint16_t(RTA_LENGTH(len)), type};
+    out.append(reinterpret_cast<const char*>(&a), sizeof a);
+    out.append(static_cast<const char*>(data), len);
+    out.append(RTA_ALIGN(a.rta_len) - a.rta_len, '\0');
+}
+
+// IFLA_XDP as the kernel's rtnl_xdp_fill writes it.
+std::string xdp_attr(const served_if& s) {
+    std::string inner;
+    put_attr(inner, IFLA_XDP_ATTACHED, &s.attached, 1);
+    if (s.attached != XDP_ATTACHED_NONE) {
+        put_attr(inner, IFLA_XDP_PROG_ID, &s.prog_id, 4);
+        put_attr(inner, s.attached == XDP_ATTACHED_SKB ? IFLA_XDP_SKB_PROG_ID : IFLA_XDP_DRV_PROG_ID, &s.prog_id, 4);
+    }
+    std::string out;
+    put_attr(out, IFLA_XDP | NLA_F_NESTED, inner.data(), inner.size());
+    return out;
+}
+
+// A kernel datagram with the appliance's IFLA_XDP in its RTM_NEWLINK messages for the
+// appliance's interfaces (answers to GETLINK, single or dump).
+std::string patch_links(const char* data, size_t len) {
+    bool any = false;
+    size_t scan = len;  // NLMSG_NEXT counts it down
+    for (auto* h = reinterpret_cast<const nlmsghdr*>(data); NLMSG_OK(h, scan); h = NLMSG_NEXT(h, scan)) any |= h->nlmsg_type == RTM_NEWLINK;
+    if (!any) return {};
+    auto served = xdp_reports();
+    if (served.empty()) return {};
+    std::string out;
+    size_t left = len;
+    for (auto* h = reinterpret_cast<const nlmsghdr*>(data); NLMSG_OK(h, left); h = NLMSG_NEXT(h, left)) {
+        size_t start = out.size();
+        auto* ifi = static_cast<const ifinfomsg*>(NLMSG_DATA(h));
+        auto it = h->nlmsg_type == RTM_NEWLINK && h->nlmsg_len >= NLMSG_LENGTH(sizeof *ifi) ? served.find(uint32_t(ifi->ifi_index)) : served.end();
+        if (it == served.end()) {
+            out.append(reinterpret_cast<const char*>(h), NLMSG_ALIGN(h->nlmsg_len));
+            continue;
+        }
+        out.append(reinterpret_cast<const char*>(h), NLMSG_LENGTH(sizeof *ifi));
+        int alen = int(h->nlmsg_len - NLMSG_LENGTH(sizeof *ifi));
+        for (auto* a = reinterpret_cast<const rtattr*>(reinterpret_cast<const char*>(ifi) + NLMSG_ALIGN(sizeof *ifi)); RTA_OK(a, alen);
+             a = RTA_NEXT(a, alen))
+            if ((a->rta_type & NLA_TYPE_MASK) != IFLA_XDP) out.append(reinterpret_cast<const char*>(a), RTA_ALIGN(a->rta_len));
+        out += xdp_attr(it->second);
+        reinterpret_cast<nlmsghdr*>(out.data() + start)->nlmsg_len = uint32_t(out.size() - start);
+    }
+    return out;
+}
+
+// The appliance's answer to an IFLA_XDP request: NLMSG_ERROR with the errno (0: the ack),
+// the request's header, and the reason as extack.
+std::string nl_answer(int fd, const nlmsghdr& req, long result, const char* why) {
+    sockaddr_nl self{};
+    socklen_t slen = sizeof self;
+    getsockname(fd, reinterpret_cast<sockaddr*>(&self), &slen);
+    nlmsgerr err{};
+    err.error = int(result);
+    err.msg = req;
+    nlmsghdr h{};
+    h.nlmsg_type = NLMSG_ERROR;
+    h.nlmsg_flags = NLM_F_CAPPED;
+    h.nlmsg_seq = req.nlmsg_seq;
+    h.nlmsg_pid = self.nl_pid;
+    std::string body(reinterpret_cast<const char*>(&err), sizeof err);
+    if (result < 0 && why && *why) {
+        h.nlmsg_flags |= NLM_F_ACK_TLVS;
+        put_attr(body, NLMSGERR_ATTR_MSG, why, std::strlen(why) + 1);
+    }
+    h.nlmsg_len = uint32_t(NLMSG_HDRLEN + body.size());
+    std::string out(reinterpret_cast<const char*>(&h), NLMSG_HDRLEN);
+    return out + body;
+}
+
+// An IFLA_XDP request for an appliance interface, answered by the appliance; false for anything
+// else (the kernel's).
+bool serve_xdp_request(int fd, const std::string& msg) {
+    if (msg.size() < NLMSG_LENGTH(sizeof(ifinfomsg))) return false;
+    auto* h = reinterpret_cast<const nlmsghdr*>(msg.data());
+    if ((h->nlmsg_type != RTM_NEWLINK && h->nlmsg_type != RTM_SETLINK) || h->nlmsg_len > msg.size() ||
+        h->nlmsg_len < NLMSG_LENGTH(sizeof(ifinfomsg)))
+        return false;
+    auto* ifi = static_cast<const ifinfomsg*>(NLMSG_DATA(h));
+    uint32_t ifindex = uint32_t(ifi->ifi_index);
+    const rtattr* xdp = nullptr;
+    int alen = int(h->nlmsg_len - NLMSG_LENGTH(sizeof *ifi));
+    for (auto* a = reinterpret_cast<const rtattr*>(reinterpret_cast<const char*>(ifi) + NLMSG_ALIGN(sizeof *ifi)); RTA_OK(a, alen);
+         a = RTA_NEXT(a, alen)) {
+        uint16_t type = a->rta_type & NLA_TYPE_MASK;
+        if (type == IFLA_XDP) xdp = a;
+        if (type == IFLA_IFNAME && !ifindex) {
+            std::string name(static_cast<const char*>(RTA_DATA(a)), RTA_PAYLOAD(a));
+            ifindex = if_nametoindex(name.c_str());
+        }
+    }
+    if (!xdp || !ifindex || !xdp_reports().count(ifindex)) return false;
+    int32_t prog_fd = -1, expected_fd = -1;
+    uint32_t flags = 0;
+    bool attached_attr = false;
+    int xlen = int(RTA_PAYLOAD(xdp));
+    for (auto* a = static_cast<const rtattr*>(RTA_DATA(xdp)); RTA_OK(a, xlen); a = RTA_NEXT(a, xlen)) {
+        switch (a->rta_type & NLA_TYPE_MASK) {
+        case IFLA_XDP_FD: std::memcpy(&prog_fd, RTA_DATA(a), 4); break;
+        case IFLA_XDP_FLAGS: std::memcpy(&flags, RTA_DATA(a), 4); break;
+        case IFLA_XDP_EXPECTED_FD: std::memcpy(&expected_fd, RTA_DATA(a), 4); break;
+        case IFLA_XDP_ATTACHED: attached_attr = true; break;
+        default: break;
+        }
+    }
+    long result;
+    std::string why;
+    if (attached_attr) {
+        result = -EINVAL;  // do_setlink: IFLA_XDP_ATTACHED is the kernel's to report, not to set
+        why = "IFLA_XDP_ATTACHED cannot be set";
+    } else {
+        connection& c = conn();
+        std::lock_guard g(c.lock);
+        wire::request rq;
+        rq.call = uint16_t(wire::call::xdp_set);
+        rq.args[0] = ifindex;
+        rq.args[1] = prog_fd;
+        rq.args[2] = flags;
+        rq.args[3] = expected_fd;
+        wire::reply rep;
+        int passed;
+        if (ensure_connected(c) || !exchange(c.sock, rq, rep, passed)) {
+            result = -ENODEV;
+            why = "xdprt: the appliance went away";
+        } else {
+            result = long(rep.result);
+            rep.text[sizeof rep.text - 1] = 0;
+            why = rep.text;
+        }
+    }
+    // The kernel acks when asked (NLM_F_ACK) and always reports an error.
+    if (result < 0 || (h->nlmsg_flags & NLM_F_ACK)) {
+        std::lock_guard g(route_lock);
+        route_sockets()[fd].pending.push_back(nl_answer(fd, *h, result, why.c_str()));
+    }
+    return true;
+}
+
+std::string gather(const msghdr* msg) {
+    std::string out;
+    for (size_t k = 0; k < msg->msg_iovlen; ++k) out.append(static_cast<const char*>(msg->msg_iov[k].iov_base), msg->msg_iov[k].iov_len);
+    return out;
+}
+
+// One receive on a route socket: the next pending datagram, or the kernel's next (patched). As
+// recvmsg: MSG_PEEK leaves it, MSG_TRUNC returns its whole length, a short buffer truncates.
+ssize_t route_recv(int fd, msghdr* msg, int flags) {
+    static auto real = next<ssize_t (*)(int, msghdr*, int)>("recvmsg");
+    std::string d;
+    {
+        std::lock_guard g(route_lock);
+        auto& q = route_sockets()[fd].pending;
+        if (!q.empty()) d = q.front();
+    }
+    size_t room = 0;
+    for (size_t k = 0; k < msg->msg_iovlen; ++k) room += msg->msg_iov[k].iov_len;
+    if (d.empty()) {
+        // The caller's size: the kernel sizes dump datagrams by the largest buffer its reader
+        // offered. A peek (iproute2 asks the size first, then takes it) may take 32 KiB.
+        size_t want = (flags & MSG_PEEK) || room == 0 ? std::max<size_t>(room, 32768) : room;
+        std::string buf(want, '\0');
+        iovec iov{buf.data(), buf.size()};
+        msghdr m{};
+        m.msg_iov = &iov;
+        m.msg_iovlen = 1;
+        m.msg_name = msg->msg_name;
+        m.msg_namelen = msg->msg_namelen;
+        ssize_t n = real(fd, &m, flags & ~(MSG_PEEK | MSG_TRUNC));
+        if (n < 0) return n;
+        msg->msg_namelen = m.msg_namelen;
+        buf.resize(size_t(std::min<ssize_t>(n, ssize_t(buf.size()))));
+        std::string patched = patch_links(buf.data(), buf.size());
+        if (patched.empty()) {
+            d = std::move(buf);
+        } else {
+            // Grown past what the caller takes: split into datagrams at message boundaries.
+            size_t limit = (flags & MSG_PEEK) || room == 0 ? patched.size() : std::max(room, buf.size());
+            std::lock_guard g(route_lock);
+            auto& q = route_sockets()[fd].pending;
+            std::string piece;
+            size_t left = patched.size();
+            for (auto* h = reinterpret_cast<const nlmsghdr*>(patched.data()); NLMSG_OK(h, left); h = NLMSG_NEXT(h, left)) {
+                size_t n = NLMSG_ALIGN(h->nlmsg_len);
+                if (!piece.empty() && piece.size() + n > limit) q.push_back(std::exchange(piece, {}));
+                piece.append(reinterpret_cast<const char*>(h), std::min<size_t>(n, left));
+            }
+            if (!piece.empty()) q.push_back(std::move(piece));
+            d = q.front();
+        }
+        if (patched.empty()) {
+            std::lock_guard g(route_lock);
+            route_sockets()[fd].pending.push_back(d);
+        }
+    } else if (msg->msg_name && msg->msg_namelen >= sizeof(sockaddr_nl)) {
+        sockaddr_nl kernel{};
+        kernel.nl_family = AF_NETLINK;
+        std::memcpy(msg->msg_name, &kernel, sizeof kernel);
+        msg->msg_namelen = sizeof kernel;
+    }
+    size_t copied = 0;
+    for (size_t k = 0; k < msg->msg_iovlen && copied < d.size(); ++k) {
+        size_t n = std::min(msg->msg_iov[k].iov_len, d.size() - copied);
+        std::memcpy(msg->msg_iov[k].iov_base, d.data() + copied, n);
+        copied += n;
+    }
+    msg->msg_flags = copied < d.size() ? MSG_TRUNC : 0;
+    msg->msg_controllen = 0;
+    if (!(flags & MSG_PEEK)) {
+        std::lock_guard g(route_lock);
+        auto& q = route_sockets()[fd].pending;
+        if (!q.empty()) q.pop_front();
+    }
+    return ssize_t((flags & MSG_TRUNC) ? d.size() : copied);
+}
+
 }  // namespace
 
 extern "C" {
+
+int socket(int domain, int type, int protocol) {
+    static auto real = next<int (*)(int, int, int)>("socket");
+    int fd = real(domain, type, protocol);
+    if (fd >= 0 && domain == AF_NETLINK && protocol == NETLINK_ROUTE) {
+        std::lock_guard g(route_lock);
+        route_sockets()[fd] = {};
+    }
+    return fd;
+}
+
+int close(int fd) {
+    static auto real = next<int (*)(int)>("close");
+    {
+        std::lock_guard g(route_lock);
+        route_sockets().erase(fd);
+    }
+    return real(fd);
+}
+
+ssize_t sendmsg(int fd, const msghdr* msg, int flags) {
+    static auto real = next<ssize_t (*)(int, const msghdr*, int)>("sendmsg");
+    if (is_route_socket(fd)) {
+        std::string m = gather(msg);
+        if (serve_xdp_request(fd, m)) return ssize_t(m.size());
+    }
+    return real(fd, msg, flags);
+}
+
+ssize_t sendto(int fd, const void* buf, size_t len, int flags, const sockaddr* to, socklen_t tolen) {
+    static auto real = next<ssize_t (*)(int, const void*, size_t, int, const sockaddr*, socklen_t)>("sendto");
+    if (is_route_socket(fd) && serve_xdp_request(fd, std::string(static_cast<const char*>(buf), len))) return ssize_t(len);
+    return real(fd, buf, len, flags, to, tolen);
+}
+
+ssize_t send(int fd, const void* buf, size_t len, int flags) { return sendto(fd, buf, len, flags, nullptr, 0); }
+
+ssize_t recvmsg(int fd, msghdr* msg, int flags) {
+    static auto real = next<ssize_t (*)(int, msghdr*, int)>("recvmsg");
+    if (is_route_socket(fd)) return route_recv(fd, msg, flags);
+    return real(fd, msg, flags);
+}
+
+ssize_t recvfrom(int fd, void* buf, size_t len, int flags, sockaddr* from, socklen_t* fromlen) {
+    static auto real = next<ssize_t (*)(int, void*, size_t, int, sockaddr*, socklen_t*)>("recvfrom");
+    if (!is_route_socket(fd)) return real(fd, buf, len, flags, from, fromlen);
+    iovec iov{buf, len};
+    msghdr m{};
+    m.msg_iov = &iov;
+    m.msg_iovlen = 1;
+    m.msg_name = from;
+    m.msg_namelen = fromlen ? *fromlen : 0;
+    ssize_t n = route_recv(fd, &m, flags);
+    if (fromlen) *fromlen = m.msg_namelen;
+    return n;
+}
+
+ssize_t recv(int fd, void* buf, size_t len, int flags) { return recvfrom(fd, buf, len, flags, nullptr, nullptr); }
+
 
 long syscall(long number, ...) {
     va_list ap;
@@ -336,6 +669,12 @@ int statfs64(const char* path, struct statfs64* buf) {
     }
 
 XDPRT_PATH_CALL(int, mkdir, (const char* path, mode_t mode), (p.get(), mode))
+int symlink(const char* target, const char* path) {  // a target under /sys/fs/bpf moves too
+    static auto real = next<int (*)(const char*, const char*)>("symlink");
+    path_arg t(target), p(path);
+    return real(t.get(), p.get());
+}
+XDPRT_PATH_CALL(int, chmod, (const char* path, mode_t mode), (p.get(), mode))
 XDPRT_PATH_CALL(int, rmdir, (const char* path), (p.get()))
 XDPRT_PATH_CALL(int, unlink, (const char* path), (p.get()))
 XDPRT_PATH_CALL(int, access, (const char* path, int mode), (p.get(), mode))

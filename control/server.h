@@ -131,6 +131,19 @@ public:
     // The id of the program attached to `ifindex`, 0 when none.
     uint32_t attached_prog_id(uint32_t ifindex);
 
+    // Netlink's XDP attach (RTM_SETLINK / RTM_NEWLINK with IFLA_XDP, the kernel's
+    // dev_xdp_attach), with its checks and errnos: `prog_fd` -1 detaches; with
+    // XDP_FLAGS_REPLACE, `expected_fd` (-1: none) must name the program attached now. The fds
+    // are process `pid`'s (pidfd as in bpf()). Returns 0 or -errno (last_error says why).
+    long xdp_set(uint32_t ifindex, int prog_fd, uint32_t flags, int expected_fd, pid_t pid = 0, int pidfd = -1);
+    // What netlink reports of the served interfaces (IFLA_XDP): the program's id and its mode
+    // (XDP_ATTACHED_DRV or XDP_ATTACHED_SKB; XDP_ATTACHED_NONE and id 0 without one).
+    struct xdp_report {
+        uint32_t ifindex = 0, prog_id = 0;
+        uint8_t attached = 0;
+    };
+    std::vector<xdp_report> xdp_reports();
+
     // An XDP program as the dataplane runs it: `owner` keeps it (and the maps it uses) alive.
     struct runnable_prog {
         const vm::program* prog = nullptr;  // null: nothing attached

@@ -168,6 +168,20 @@ struct control_socket::impl {
             copy_text(r.text, kind);
             return send_reply(p.fd, r);
         }
+        case wire::call::xdp_set: {
+            if (rq.args[0] < 0 || rq.args[0] > UINT32_MAX || rq.args[2] < 0 || rq.args[2] > UINT32_MAX)
+                return send_reply(p.fd, error_reply(EINVAL, "ifindex or flags out of range"));
+            long r = srv.xdp_set(uint32_t(rq.args[0]), int(rq.args[1]), uint32_t(rq.args[2]), int(rq.args[3]), p.pid, p.pidfd);
+            return answer(p, r, false);
+        }
+        case wire::call::xdp_reports: {
+            wire::reply r;
+            std::string text;
+            for (const auto& x : srv.xdp_reports()) text += fmt::format("{} {} {};", x.ifindex, x.prog_id, x.attached);
+            if (text.size() >= sizeof r.text) return send_reply(p.fd, error_reply(E2BIG, "too many interfaces to report"));
+            copy_text(r.text, text);
+            return send_reply(p.fd, r);
+        }
         case wire::call::perf_event_open: {
             auto r = srv.perf_event_open(uint64_t(rq.args[0]), int(rq.args[1]), int(rq.args[2]), int(rq.args[3]),
                                          (unsigned long)rq.args[4], p.pid, p.pidfd);

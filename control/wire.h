@@ -21,6 +21,8 @@ enum class call : uint16_t {
     bpf = 2,              // args: cmd, attr address, size
     perf_event_open = 3,  // args: attr address, pid, cpu, group_fd, flags
     fd_kind = 4,          // args: fd; answered with its anon inode name ("bpf-map", ...) in text
+    xdp_set = 5,          // args: ifindex, prog fd (-1: detach), flags, expected fd (-1: none)
+    xdp_reports = 6,      // answered in text: "IFINDEX PROG_ID ATTACHED;" per served interface
 };
 
 struct request {
