@@ -34,6 +34,7 @@
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
 #include <net/if.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
@@ -130,10 +131,15 @@ int ensure_connected(connection& c) {
     if (s < 0 || connect(s, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
         int e = errno;
         if (s >= 0) close(s);
-        fprintf(stderr, "xdprt: no appliance at %s (%s): bpf() fails with ENOSYS; start one with `xdprt run`\n",
-                socket_path(), strerror(e));
         c.refused = true;
-        c.refusal = ENOSYS;
+        if (e == EACCES || e == EPERM) {
+            fprintf(stderr, "xdprt: no permission to use the appliance at %s (%s): bpf() fails with EPERM\n", socket_path(), strerror(e));
+            c.refusal = EPERM;
+        } else {
+            fprintf(stderr, "xdprt: no appliance at %s (%s): bpf() fails with ENOSYS; start one with `xdprt run`\n",
+                    socket_path(), strerror(e));
+            c.refusal = ENOSYS;
+        }
         return c.refusal;
     }
     wire::request rq;
@@ -267,8 +273,8 @@ std::string mapped(const char* path) {
     return c.pin_root + (path + sizeof bpffs - 1);
 }
 
-// The fd N of "/proc/self/fd/N" (or /proc/<our pid>/fd/N, /proc/thread-self/fd/N), else -1.
-int own_proc_fd(const char* path) {
+// The fd N of "/proc/self/DIR/N" (or /proc/<our pid>/DIR/N, /proc/thread-self/DIR/N), else -1.
+int own_proc_fd(const char* path, const char* dir = "fd/") {
     if (!path || std::strncmp(path, "/proc/", 6) != 0) return -1;
     const char* rest = path + 6;
     char pid[32];
@@ -280,10 +286,53 @@ int own_proc_fd(const char* path) {
             break;
         }
     }
-    if (std::strncmp(rest, "fd/", 3) != 0) return -1;
+    size_t n = std::strlen(dir);
+    if (std::strncmp(rest, dir, n) != 0) return -1;
     char* end = nullptr;
-    long fd = std::strtol(rest + 3, &end, 10);
-    return end != rest + 3 && *end == 0 && fd >= 0 && fd < INT32_MAX ? int(fd) : -1;
+    long fd = std::strtol(rest + n, &end, 10);
+    return end != rest + n && *end == 0 && fd >= 0 && fd < INT32_MAX ? int(fd) : -1;
+}
+
+// /proc/self/fdinfo/N of an appliance fd: the file's generic lines (pos, flags, mnt_id, ino),
+// then the kernel's lines for such an object (map_type, ..., memlock, map_id), in a memfd
+// positioned at 0; -1 for any other path.
+int appliance_fdinfo(const char* path, int flags) {
+    int fd = own_proc_fd(path, "fdinfo/");
+    if (fd < 0) return -1;
+    std::string extra;
+    {
+        connection& c = conn();
+        std::lock_guard g(c.lock);
+        if (ensure_connected(c) || !is_appliance_fd(c, fd)) return -1;
+        wire::request rq;
+        rq.call = uint16_t(wire::call::fdinfo);
+        rq.args[0] = fd;
+        wire::reply rep;
+        int passed;
+        if (!exchange(c.sock, rq, rep, passed) || rep.result < 0) return -1;
+        rep.text[sizeof rep.text - 1] = 0;
+        extra = rep.text;
+    }
+    static auto real_open = next<int (*)(const char*, int, ...)>("open");
+    std::string text;
+    if (int real = real_open(path, O_RDONLY | O_CLOEXEC); real >= 0) {
+        char buf[1024];
+        ssize_t n = read(real, buf, sizeof buf);
+        ::close(real);
+        std::string generic(buf, size_t(std::max<ssize_t>(n, 0)));
+        for (const char* key : {"pos:", "flags:", "mnt_id:", "ino:"}) {
+            size_t at = generic.find(key);
+            if (at != std::string::npos) text += generic.substr(at, generic.find('\n', at) - at + 1);
+        }
+    }
+    text += extra;
+    int m = memfd_create("fdinfo", (flags & O_CLOEXEC) ? MFD_CLOEXEC : 0);
+    if (m < 0) return -1;
+    if (write(m, text.data(), text.size()) != ssize_t(text.size()) || lseek(m, 0, SEEK_SET) != 0) {
+        ::close(m);
+        return -1;
+    }
+    return m;
 }
 
 // readlink of an appliance fd in /proc: the kernel's name for such an object
@@ -731,6 +780,7 @@ int fstatat64(int dirfd, const char* path, struct stat64* buf, int flags) {
             mode = va_arg(ap, mode_t);                                            \
             va_end(ap);                                                           \
         }                                                                         \
+        if (int info = appliance_fdinfo(path, flags); info >= 0) return info;     \
         path_arg p(path);                                                         \
         return real(p.get(), flags, mode);                                        \
     }
@@ -744,6 +794,7 @@ int fstatat64(int dirfd, const char* path, struct stat64* buf, int flags) {
             mode = va_arg(ap, mode_t);                                            \
             va_end(ap);                                                           \
         }                                                                         \
+        if (int info = appliance_fdinfo(path, flags); info >= 0) return info;     \
         path_arg p(path);                                                         \
         return real(dirfd, p.get(), flags, mode);                                 \
     }
@@ -751,6 +802,22 @@ XDPRT_OPEN_CALL(open)
 XDPRT_OPEN_CALL(open64)
 XDPRT_OPENAT_CALL(openat)
 XDPRT_OPENAT_CALL(openat64)
+
+// fopen does not go through open (glibc calls its internal alias).
+#define XDPRT_FOPEN_CALL(name)                                                    \
+    FILE* name(const char* path, const char* mode) {                              \
+        static auto real = next<FILE* (*)(const char*, const char*)>(#name);      \
+        int flags = std::strchr(mode, 'e') ? O_CLOEXEC : 0;                       \
+        if (int info = appliance_fdinfo(path, flags); info >= 0) {                \
+            FILE* f = fdopen(info, "r");                                          \
+            if (!f) ::close(info);                                                \
+            return f;                                                             \
+        }                                                                         \
+        path_arg p(path);                                                         \
+        return real(p.get(), mode);                                               \
+    }
+XDPRT_FOPEN_CALL(fopen)
+XDPRT_FOPEN_CALL(fopen64)
 
 int __open_2(const char* path, int flags) { return open(path, flags); }
 int __open64_2(const char* path, int flags) { return open64(path, flags); }

@@ -701,8 +701,7 @@ long server::impl::obj_get_info(union bpf_attr& a, uint64_t attr_addr, const cli
             info.xlated_prog_insns = in.xlated_prog_insns;
         }
         info.btf_id = p.btf ? p.btf->id : 0;
-        info.run_time_ns = p.run_time_ns;
-        info.run_cnt = p.run_count;
+        // run_time_ns and run_cnt stay 0, as the kernel's without kernel.bpf_stats_enabled.
         info.gpl_compatible = 1;
         ours = std::min(sizeof info, kernel_len);
         std::memcpy(buf.data(), &info, std::min<size_t>(ours, buf.size()));

@@ -410,6 +410,42 @@ server::object_counts server::count() {
 
 const server_options& server::options() const { return _impl->opts; }
 
+std::string server::fdinfo(int fd, pid_t, int pidfd) {
+    std::lock_guard g(_impl->lock);
+    _impl->client_pidfd = pidfd;
+    auto o = _impl->from_any_fd(fd);
+    _impl->client_pidfd = -1;
+    if (!o) return {};
+    const object& ob = **o;
+    auto pages = [](uint64_t bytes) { return (bytes + 4095) / 4096 * 4096; };
+    switch (ob.kind) {
+    case obj_kind::map: {
+        const maps::spec& sp = ob.map->spec();
+        struct stat st{};
+        fstat(ob.handle, &st);
+        return fmt::format("map_type:\t{}\nkey_size:\t{}\nvalue_size:\t{}\nmax_entries:\t{}\nmap_flags:\t{:#x}\n"
+                           "map_extra:\t{:#x}\nmemlock:\t{}\nmap_id:\t{}\nfrozen:\t{}\n",
+                           sp.type, sp.key_size, sp.value_size, sp.max_entries, sp.flags, sp.extra, pages(uint64_t(st.st_size)),
+                           ob.id, ob.map->header().frozen.load(std::memory_order_relaxed) ? 1 : 0);
+    }
+    case obj_kind::prog: {
+        const loaded_prog& p = *ob.prog;
+        std::string tag;
+        for (uint8_t b : p.tag) tag += fmt::format("{:02x}", b);
+        return fmt::format("prog_type:\t{}\nprog_jited:\t{}\nprog_tag:\t{}\nmemlock:\t{}\nprog_id:\t{}\nrun_time_ns:\t0\n"
+                           "run_cnt:\t0\nrecursion_misses:\t0\nverified_insns:\t{}\n",
+                           p.type, p.native ? 1 : 0, tag, pages(p.insns.size() * 8), ob.id, p.insns.size());
+    }
+    case obj_kind::btf:
+        return fmt::format("btf_id:\t{}\n", ob.id);
+    case obj_kind::link:
+        return fmt::format("link_type:\txdp\nlink_id:\t{}\nprog_tag:\t\nprog_id:\t{}\nifindex:\t{}\n", ob.id,
+                           ob.link->prog ? ob.link->prog->id : 0, ob.link->ifindex);
+    default:
+        return {};
+    }
+}
+
 std::string server::kind_of(int fd, pid_t, int pidfd) {
     std::lock_guard g(_impl->lock);
     _impl->client_pidfd = pidfd;

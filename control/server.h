@@ -95,6 +95,10 @@ public:
     // kernel names it in /proc/PID/fd: "bpf-map", "bpf-prog", "bpf-btf" ("btf" in the kernel's
     // anon inode name), "bpf-link"; empty for anything else.
     std::string kind_of(int fd, pid_t pid = 0, int pidfd = -1);
+    // The lines the kernel's /proc/PID/fdinfo/FD shows for such an fd past the generic ones
+    // (map_type, key_size, ..., memlock, map_id, frozen; prog_type, prog_tag, prog_id, ...);
+    // empty for anything else.
+    std::string fdinfo(int fd, pid_t pid = 0, int pidfd = -1);
 
     // perf_event_open(2) from process `pid` (0: this process) for the events xdprt serves: BPF
     // output events (PERF_TYPE_SOFTWARE, PERF_COUNT_SW_BPF_OUTPUT) of one CPU (pid -1), the ones a

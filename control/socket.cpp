@@ -168,6 +168,13 @@ struct control_socket::impl {
             copy_text(r.text, kind);
             return send_reply(p.fd, r);
         }
+        case wire::call::fdinfo: {
+            std::string text = srv.fdinfo(int(rq.args[0]), p.pid, p.pidfd);
+            wire::reply r;
+            r.result = text.empty() ? -EINVAL : 0;
+            copy_text(r.text, text);
+            return send_reply(p.fd, r);
+        }
         case wire::call::xdp_set: {
             if (rq.args[0] < 0 || rq.args[0] > UINT32_MAX || rq.args[2] < 0 || rq.args[2] > UINT32_MAX)
                 return send_reply(p.fd, error_reply(EINVAL, "ifindex or flags out of range"));

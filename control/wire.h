@@ -23,6 +23,7 @@ enum class call : uint16_t {
     fd_kind = 4,          // args: fd; answered with its anon inode name ("bpf-map", ...) in text
     xdp_set = 5,          // args: ifindex, prog fd (-1: detach), flags, expected fd (-1: none)
     xdp_reports = 6,      // answered in text: "IFINDEX PROG_ID ATTACHED;" per served interface
+    fdinfo = 7,           // args: fd; answered with the bpf lines of its /proc fdinfo in text
 };
 
 struct request {

@@ -11,7 +11,7 @@ XDPRT_PACKAGES=(
   libbpf-dev libelf-dev zlib1g-dev
   libdpdk-dev libyaml-cpp-dev
   iproute2 ethtool iputils-ping python3
-  libxdp1 xdp-tests
+  libxdp1 libxdp-dev xdp-tests xdp-tools bpftool
 )
 
 log() { printf '\033[1m[xdprt]\033[0m %s\n' "$*"; }

@@ -1,0 +1,202 @@
+#!/usr/bin/env bash
+# Real clients from Debian's packages against a running appliance, through the preload shim
+# (suite shim): bpftool, iproute2, xdp-loader, xdp-filter, each unmodified, run with
+# `xdprt with -- CMD`. Where a client's output has a shape (bpftool's JSON), it is compared with
+# the same command against the kernel (a bpffs mounted in a private mount namespace). Also: the
+# appliance drops exactly what xdp-filter was told to drop, an unprivileged client is refused, a
+# client with no appliance gets one clear line, clients killed mid-command leave no object, and
+# garbage on the control socket gets errors while the appliance keeps serving.
+#
+#   client ns: cli0 198.18.2.1/24 --veth-- app0 (appliance ns; net_af_xdp reads it)
+#   appliance ns: twin "xf0" 198.18.2.2/24
+#
+# usage: clients_test.sh XDPRT_BINARY PROGS_DIR
+set -euo pipefail
+XDPRT="$1"
+PROGS="$2"
+source "$(dirname "$0")/../e2e/lib.sh"
+require_root
+for tool in bpftool ip xdp-loader xdp-filter python3 setpriv; do
+  command -v "$tool" >/dev/null || skip "$tool is not installed (./scripts/test installs it)"
+done
+
+PIN="/dev/shm/xdprt-shim-$E2E_ID"  # a tmpfs already: visible from every mount namespace
+SOCK="$E2E_DIR/control.sock"
+trap 'e2e_cleanup; rm -rf "$PIN"' EXIT INT TERM
+
+make_ns cli cli
+make_ns app app
+ip link add cli0 netns "$cli" type veth peer name app0 netns "$app"
+ip -n "$cli" addr add 198.18.2.1/24 dev cli0
+ip -n "$cli" link set cli0 up
+ip -n "$app" link set app0 up
+ip netns exec "$cli" ethtool -K cli0 gro on >/dev/null 2>&1 || true
+ip netns exec "$cli" ethtool -K cli0 tx off >/dev/null
+
+cat >"$E2E_DIR/shim.yaml" <<EOF
+server:
+  pin_root: $PIN
+control:
+  socket: $SOCK
+ports:
+  - name: xf0
+    kind: af_xdp
+    device: app0
+stats_file: $E2E_DIR/stats
+EOF
+check "appliance starts with its control socket" start_appliance "$app" "$E2E_DIR/shim.yaml" "$E2E_DIR/app.log"
+ip -n "$app" addr add 198.18.2.2/24 dev xf0
+ip -n "$app" link set xf0 up
+
+# A client in the appliance's namespace, through the shim.
+W() { ip netns exec "$app" "$XDPRT" with --socket "$SOCK" -- "$@"; }
+# The same command against the kernel, with a bpffs of its own.
+K() { unshare -m bash -c 'mount -t bpf bpf /sys/fs/bpf && "$@"' kernel "$@"; }
+# The sorted key set of a JSON object (or of a list's first object).
+keys() { python3 -c 'import json,sys; d=json.load(sys.stdin); d=d[0] if isinstance(d,list) else d; print(" ".join(sorted(d)))'; }
+same_keys() { [ "$(echo "$1" | keys)" = "$(echo "$2" | keys)" ] || { echo "  appliance: $(echo "$1" | keys)"; echo "  kernel:    $(echo "$2" | keys)"; false; }; }
+has() { grep -q -- "$1" <<<"$2" || { echo "  expected '$1' in:"; sed 's/^/    /' <<<"$2"; false; }; }
+
+# ---- bpftool: maps ----
+check "bpftool map create (pinned)" W bpftool map create /sys/fs/bpf/m type hash key 4 value 8 entries 64 name shim_m
+check "bpftool map update" W bpftool map update pinned /sys/fs/bpf/m key 1 0 0 0 value 1 2 3 4 5 6 7 8
+check "bpftool map lookup finds it" has "01 02 03 04 05 06 07 08" "$(W bpftool map lookup pinned /sys/fs/bpf/m key 1 0 0 0)"
+check "bpftool map dump lists one element" has "Found 1 element" "$(W bpftool map dump pinned /sys/fs/bpf/m)"
+check "bpftool map delete" W bpftool map delete pinned /sys/fs/bpf/m key 1 0 0 0
+check "bpftool map dump lists none" has "Found 0 elements" "$(W bpftool map dump pinned /sys/fs/bpf/m)"
+check "bpftool map pin (a second name)" W bpftool map pin pinned /sys/fs/bpf/m /sys/fs/bpf/m2
+check "the pin is a file in the appliance's pin root" test -f "$PIN/m2"
+mine=$(W bpftool -j map show pinned /sys/fs/bpf/m)
+theirs=$(K bash -c 'bpftool map create /sys/fs/bpf/m type hash key 4 value 8 entries 64 name shim_m && bpftool -j map show pinned /sys/fs/bpf/m')
+check "bpftool map show: the kernel's JSON shape" same_keys "$mine" "$theirs"
+
+# ---- bpftool: programs ----
+check "bpftool prog load (pinned)" W bpftool prog load "$PROGS/xdp_drop.bpf.o" /sys/fs/bpf/p
+check "bpftool prog show names it" has "name xdp_drop" "$(W bpftool prog show pinned /sys/fs/bpf/p)"
+head -c 64 /dev/zero >"$E2E_DIR/pkt"
+check "bpftool prog run returns XDP_DROP" has "Return value: 1" "$(W bpftool prog run pinned /sys/fs/bpf/p data_in "$E2E_DIR/pkt" repeat 4)"
+# The LLVM JIT's code size is not reported (jited_prog_len 0), so bytes_jited is the kernel's alone.
+mine=$(W bpftool -j prog show pinned /sys/fs/bpf/p)
+theirs=$(K bash -c "bpftool prog load $PROGS/xdp_drop.bpf.o /sys/fs/bpf/p && bpftool -j prog show pinned /sys/fs/bpf/p" |
+         python3 -c 'import json,sys; d=json.load(sys.stdin); d.pop("bytes_jited", None); print(json.dumps(d))')
+check "bpftool prog show: the kernel's JSON shape (but bytes_jited)" same_keys "$mine" "$theirs"
+
+# ---- bpftool: net ----
+prog_id=$(W bpftool -j prog show pinned /sys/fs/bpf/p | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+check "bpftool net attach xdp on the appliance's port" W bpftool net attach xdp pinned /sys/fs/bpf/p dev xf0
+check "bpftool net show lists it with its id" has "xf0([0-9]*) driver id $prog_id" "$(W bpftool net show)"
+check "bpftool net detach" W bpftool net detach xdp dev xf0
+check "bpftool net show lists nothing on xf0" bash -c "! ip netns exec $app $XDPRT with --socket $SOCK -- bpftool net show | grep -q xf0"
+
+# ---- iproute2 ----
+check "ip link set dev xf0 xdp obj" W ip link set dev xf0 xdp obj "$PROGS/xdp_drop.bpf.o" sec xdp
+check "ip -d link show: the program's id" has "prog/xdp id [0-9]* name xdp_drop" "$(W ip -d link show xf0)"
+check "ip link set dev xf0 xdp off" W ip link set dev xf0 xdp off
+check "ip link show: no program" bash -c "! ip netns exec $app $XDPRT with --socket $SOCK -- ip -d link show xf0 | grep -q prog/xdp"
+
+# ---- xdp-loader ----
+for mode in native skb; do
+  check "xdp-loader load -m $mode" W xdp-loader load -m "$mode" xf0 /usr/libexec/xdp-tools/xdp_pass.o
+  check "xdp-loader status: xdp_pass in $mode mode" has "xdp_pass *$mode" "$(W xdp-loader status xf0)"
+  check "xdp-loader unload" W xdp-loader unload xf0 --all
+  check "xdp-loader status: nothing loaded" has "No XDP program loaded" "$(W xdp-loader status xf0)"
+done
+
+# ---- xdp-filter, end to end ----
+check "xdp-filter load" W xdp-filter load xf0
+check "xdp-filter port 9" W xdp-filter port 9
+check "xdp-filter ip, ether" bash -c "ip netns exec $app $XDPRT with --socket $SOCK -- xdp-filter ip 198.18.99.1 &&
+  ip netns exec $app $XDPRT with --socket $SOCK -- xdp-filter ether 02:00:00:00:99:01"
+ip netns exec "$cli" ping -c 1 -W 2 198.18.2.2 >/dev/null || true  # ARP, through the filter
+ip netns exec "$app" python3 - >"$E2E_DIR/udp10" <<'PY' &
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("198.18.2.2", 10)); s.settimeout(4)
+n = 0
+try:
+    while True:
+        s.recv(2048); n += 1
+except socket.timeout:
+    pass
+print(n)
+PY
+E2E_PIDS+=("$!")
+receiver=$!
+sleep 0.3
+ip netns exec "$cli" python3 - <<'PY'
+import socket, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for k in range(200):
+    s.sendto(b"x" * 32, ("198.18.2.2", 9 if k % 2 == 0 else 10))
+    time.sleep(0.002)
+PY
+timeout 10 tail --pid="$receiver" -f /dev/null || true
+check "port 10 traffic reaches the appliance's stack (100 sent)" test "$(cat "$E2E_DIR/udp10")" = 100
+status=$(W xdp-filter status)
+check "xdp-filter status: port 9 hit 100 times" test "$(awk '$1 == "9" && $2 == "dst,tcp,udp" {print $3}' <<<"$status")" = 100
+sleep 1.2  # the stats file is rewritten once a second
+drops=$(awk '$1 == "xf0" && $3 == "drop" {print $4}' "$E2E_DIR/stats")
+check "the appliance dropped exactly the 100 frames to port 9" test "$drops" = 100
+start=$(date +%s%N)
+W xdp-filter status >/dev/null
+ms=$(( ($(date +%s%N) - start) / 1000000 ))
+echo "xdp-filter status took $ms ms"
+check "xdp-filter unload" W xdp-filter unload xf0
+
+# ---- refusals ----
+out=$(ip netns exec "$app" setpriv --reuid 65534 --regid 65534 --clear-groups \
+      env LD_PRELOAD="$(dirname "$XDPRT")/../control/libxdprt-preload.so" XDPRT_SOCKET="$SOCK" bpftool map show 2>&1 || true)
+check "an unprivileged client is refused, with the reason" has "no permission to use the appliance\|is not root" "$out"
+out=$("$XDPRT" with --socket "$E2E_DIR/nothing.sock" -- bpftool map show 2>&1 || true)
+check "no appliance: one clear line" has "no appliance at $E2E_DIR/nothing.sock" "$out"
+check "no appliance: said once" test "$(grep -c 'no appliance' <<<"$out")" = 1
+
+# ---- clients killed mid-command leave nothing ----
+count_objects() { W bpftool -j prog show | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))'; }
+before=$(count_objects)
+for k in 1 2 3 4 5 6 7 8; do
+  # ip netns exec and xdprt with exec: $! is bpftool itself
+  ip netns exec "$app" "$XDPRT" with --socket "$SOCK" -- bpftool prog load "$PROGS/xdp_demo_lb.bpf.o" "/sys/fs/bpf/killed$k" >/dev/null 2>&1 &
+  victim=$!
+  sleep "0.0$k"
+  kill -9 "$victim" 2>/dev/null || true
+  wait "$victim" 2>/dev/null || true
+  rm -f "$PIN/killed$k"  # what a load that finished pinned: its owner unpins it
+done
+sleep 0.5
+after=$(count_objects)
+check "programs of killed clients are released ($before before, $after after)" test "$after" = "$before"
+
+# ---- garbage on the control socket ----
+ip netns exec "$app" python3 - "$SOCK" >"$E2E_DIR/fuzz" <<'PY'
+import os, random, socket, struct, sys, time
+random.seed(7)
+answered = closed = 0
+end = time.time() + 5
+n = 0
+while time.time() < end and n < 3000:
+    n += 1
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    s.connect(sys.argv[1]); s.settimeout(2)
+    kind = n % 4
+    if kind == 0:    msg = os.urandom(random.randint(1, 200))                                # random bytes
+    elif kind == 1:  msg = struct.pack("<IHH", 0x52504458, 1, 2)                             # truncated
+    elif kind == 2:  msg = struct.pack("<IHH6q", 0x52504458, 1, random.randint(0, 99), *[random.getrandbits(62) for _ in range(6)])
+    else:            msg = struct.pack("<IHH6q", 0x52504458, 1, 2, random.randint(0, 40), random.getrandbits(48), random.randint(0, 300), 0, 0, 0)
+    try:
+        s.send(msg)
+        r = s.recv(4096)
+        answered += len(r) > 0
+        if len(r) >= 16:
+            res = struct.unpack_from("<q", r, 8)[0]
+    except (socket.timeout, ConnectionResetError, BrokenPipeError):
+        closed += 1
+    s.close()
+print(n, answered, closed)
+PY
+read -r sent answered closed <"$E2E_DIR/fuzz"
+echo "fuzz: $sent messages, $answered answered, $closed without an answer"
+check "every garbage message got an answer" test "$answered" = "$sent"
+check "the appliance still serves after the garbage" W bpftool map show
+check "the appliance still runs" kill -0 "${E2E_PIDS[0]}"
+
+finish
