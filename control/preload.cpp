@@ -11,7 +11,13 @@
 //   probes, which must see what the maps they made can do), to the appliance; every other program
 //   type to the kernel.
 // - anything else (cgroup attach, iterators, stats, ...): the kernel.
-// perf_event_open is the kernel's. Element operations cost a round trip to the appliance.
+// perf_event_open is the kernel's.
+//
+// Element reads are served here, from the map's shared memory, without a round trip: lookups
+// in ARRAY, PERCPU_ARRAY and the value-holding hash maps (maps::view: lock-free copies, validated
+// against concurrent writers) and GET_NEXT_KEY of the arrays. A view of a map fd is kept until
+// the client closes that fd (so closing still releases the map). Writes, flags and every other
+// type go to the appliance.
 //
 // rtnetlink: on NETLINK_ROUTE sockets, RTM_NEWLINK / RTM_SETLINK carrying IFLA_XDP for an
 // interface the appliance serves (its ports' twins) is answered by the appliance (attach,
@@ -52,11 +58,14 @@
 #include <algorithm>
 #include <deque>
 #include <map>
+#include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <utility>
 
 #include "control/wire.h"
+#include "maps/map.h"
 
 namespace {
 
@@ -73,9 +82,10 @@ struct connection {
     dev_t store_dev = 0;
     std::string pin_root;
 };
+// Never destroyed: close() and bpf() may come from other libraries' destructors at exit.
 connection& conn() {
-    static connection c;
-    return c;
+    static auto* c = new connection;
+    return *c;
 }
 
 template <class F>
@@ -228,6 +238,84 @@ bool to_appliance(const connection& c, int cmd, const void* attr, unsigned size)
     }
 }
 
+// ---- element reads from shared memory ------------------------------------------------------
+
+struct cached_view {
+    ino_t ino = 0;
+    std::unique_ptr<xdprt::maps::view> v;
+};
+std::mutex view_lock;
+std::map<int, cached_view>& views() {
+    static auto* m = new std::map<int, cached_view>;  // never destroyed, as conn()
+    return *m;
+}
+
+bool poke(void* addr, const void* in, size_t n) {
+    iovec local{const_cast<void*>(in), n}, remote{addr, n};
+    return addr && process_vm_writev(getpid(), &local, 1, &remote, 1, 0) == ssize_t(n);
+}
+
+bool lookup_types(uint32_t t) {
+    return t == BPF_MAP_TYPE_ARRAY || t == BPF_MAP_TYPE_PERCPU_ARRAY || t == BPF_MAP_TYPE_HASH || t == BPF_MAP_TYPE_PERCPU_HASH ||
+           t == BPF_MAP_TYPE_LRU_HASH || t == BPF_MAP_TYPE_LRU_PERCPU_HASH;
+}
+
+// MAP_LOOKUP_ELEM (no flags) and an array's GET_NEXT_KEY on an appliance map, served from its
+// memory: the syscall's result, or nothing for a call the appliance must serve.
+std::optional<long> local_element_read(long cmd, long attr, long size) {
+    if (cmd != BPF_MAP_LOOKUP_ELEM && cmd != BPF_MAP_GET_NEXT_KEY) return std::nullopt;
+    union bpf_attr a;
+    std::memset(&a, 0, sizeof a);
+    size_t n = std::min<size_t>(size_t(size), offsetof(union bpf_attr, flags) + sizeof a.flags);
+    if (size_t(size) < offsetof(union bpf_attr, next_key) + 8 || !peek(reinterpret_cast<void*>(attr), &a, n))
+        return std::nullopt;
+    if (cmd == BPF_MAP_LOOKUP_ELEM && a.flags) return std::nullopt;
+    int fd = int(a.map_fd);
+    struct stat st;
+    if (fstat(fd, &st) != 0) return std::nullopt;
+    std::unique_ptr<xdprt::maps::view> stale;  // closes its fd after the lock is released
+    std::lock_guard g(view_lock);
+    auto& slot = views()[fd];
+    if (!slot.v || slot.ino != st.st_ino) {
+        stale = std::move(slot.v);
+        auto v = xdprt::maps::view::open(fd);
+        if (!v) return std::nullopt;
+        slot.v = std::make_unique<xdprt::maps::view>(std::move(*v));
+        slot.ino = st.st_ino;
+    }
+    const xdprt::maps::view& v = *slot.v;
+    const auto& sp = v.spec();
+    if (!lookup_types(sp.type) || (sp.flags & BPF_F_WRONLY)) return std::nullopt;
+    bool array = sp.type == BPF_MAP_TYPE_ARRAY || sp.type == BPF_MAP_TYPE_PERCPU_ARRAY;
+    if (cmd == BPF_MAP_GET_NEXT_KEY) {
+        if (!array) return std::nullopt;
+        // array_map_get_next_key: no key or one past the end starts over; the last has none.
+        uint32_t index = UINT32_MAX;
+        if (a.key && !peek(reinterpret_cast<void*>(uintptr_t(a.key)), &index, 4)) return std::nullopt;
+        uint32_t next = index >= sp.max_entries ? 0 : index + 1;
+        if (a.key && index == sp.max_entries - 1) return -ENOENT;
+        if (!poke(reinterpret_cast<void*>(uintptr_t(a.next_key)), &next, 4)) return std::nullopt;
+        return 0;
+    }
+    std::string key(sp.key_size, '\0'), value(v.user_value_size(), '\0');
+    if (!peek(reinterpret_cast<void*>(uintptr_t(a.key)), key.data(), key.size())) return std::nullopt;
+    auto r = v.copy_out(key.data(), value.data());
+    if (!r) return r.error().code == ENOENT ? std::optional<long>(-ENOENT) : std::nullopt;
+    if (!poke(reinterpret_cast<void*>(uintptr_t(a.value)), value.data(), value.size())) return std::nullopt;
+    return 0;
+}
+
+// The view of `fd` goes with the client's fd; its own fd closes outside the lock (close comes
+// back here).
+void forget_view(int fd) {
+    std::unique_ptr<xdprt::maps::view> gone;
+    std::lock_guard g(view_lock);
+    auto it = views().find(fd);
+    if (it == views().end()) return;
+    gone = std::move(it->second.v);
+    views().erase(it);
+}
+
 long shim_bpf(long cmd, long attr, long size) {
     connection& c = conn();
     std::lock_guard g(c.lock);
@@ -235,6 +323,15 @@ long shim_bpf(long cmd, long attr, long size) {
         errno = e;
         return -1;
     }
+    if ((cmd == BPF_MAP_LOOKUP_ELEM || cmd == BPF_MAP_GET_NEXT_KEY) &&
+        attr_fd_is_ours(c, reinterpret_cast<const void*>(attr), offsetof(union bpf_attr, map_fd)))
+        if (auto r = local_element_read(cmd, attr, size)) {
+            if (*r < 0) {
+                errno = int(-*r);
+                return -1;
+            }
+            return *r;
+        }
     if (!to_appliance(c, int(cmd), reinterpret_cast<const void*>(attr), unsigned(size)))
         return kernel_syscall(SYS_bpf, cmd, attr, size, 0, 0, 0);
     wire::request rq;
@@ -369,8 +466,8 @@ struct route_socket {
 };
 std::mutex route_lock;
 std::map<int, route_socket>& route_sockets() {
-    static std::map<int, route_socket> m;
-    return m;
+    static auto* m = new std::map<int, route_socket>;  // never destroyed, as conn()
+    return *m;
 }
 bool is_route_socket(int fd) {
     std::lock_guard g(route_lock);
@@ -642,6 +739,7 @@ int close(int fd) {
         std::lock_guard g(route_lock);
         route_sockets().erase(fd);
     }
+    forget_view(fd);
     return real(fd);
 }
 

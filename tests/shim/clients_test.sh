@@ -140,6 +140,7 @@ start=$(date +%s%N)
 W xdp-filter status >/dev/null
 ms=$(( ($(date +%s%N) - start) / 1000000 ))
 echo "xdp-filter status took $ms ms"
+check "xdp-filter status (65,536 GET_NEXT_KEY and LOOKUP) completes in under 2 s" test "$ms" -lt 2000
 check "xdp-filter unload" W xdp-filter unload xf0
 
 # ---- refusals ----

@@ -232,6 +232,7 @@ public:
     // Errors: EINVAL when the memfd holds no xdprt map of a known layout.
     [[nodiscard]] static result<view> open(int memfd);
     const maps::spec& spec() const { return _map->spec(); }
+    size_t user_value_size() const { return _map->user_value_size(); }
     // EAGAIN when writers kept rewriting the key's chain for the whole retry budget.
     [[nodiscard]] result<void> copy_out(const void* key, void* value) const;
 
