@@ -220,6 +220,7 @@ long server::impl::xdp_set(uint32_t ifindex, int prog_fd, uint32_t flags, int ex
 
 std::vector<server::xdp_report> server::xdp_reports() {
     std::lock_guard g(_impl->lock);
+    _impl->reap();  // a link whose last fd closed has detached
     std::vector<xdp_report> out;
     for (const auto& [ifindex, name] : _impl->interfaces) {
         xdp_report r{ifindex, 0, XDP_ATTACHED_NONE};

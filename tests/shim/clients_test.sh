@@ -10,10 +10,12 @@
 #   client ns: cli0 198.18.2.1/24 --veth-- app0 (appliance ns; net_af_xdp reads it)
 #   appliance ns: twin "xf0" 198.18.2.2/24
 #
-# usage: clients_test.sh XDPRT_BINARY PROGS_DIR
+# usage: clients_test.sh XDPRT_BINARY PROGS_DIR EXAMPLE_BINARY EXAMPLE_OBJECT
 set -euo pipefail
 XDPRT="$1"
 PROGS="$2"
+EXAMPLE="$3"
+EXAMPLE_OBJ="$4"
 source "$(dirname "$0")/../e2e/lib.sh"
 require_root
 for tool in bpftool ip xdp-loader xdp-filter python3 setpriv; do
@@ -142,6 +144,51 @@ ms=$(( ($(date +%s%N) - start) / 1000000 ))
 echo "xdp-filter status took $ms ms"
 check "xdp-filter status (65,536 GET_NEXT_KEY and LOOKUP) completes in under 2 s" test "$ms" -lt 2000
 check "xdp-filter unload" W xdp-filter unload xf0
+
+# ---- a libbpf application of ours: the same binary against the kernel and the appliance ----
+# send_udp NS DST DONE_FILE: UDP to DST, ports 9 and 10 in turn, every 2 ms, until DONE_FILE
+# appears (at most 20 s).
+send_udp() {
+  ip netns exec "$1" python3 - "$2" "$3" <<'PY' &
+import os, socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+end = time.time() + 20
+k = 0
+while time.time() < end and not os.path.exists(sys.argv[2]):
+    s.sendto(b"y" * 32, (sys.argv[1], 9 if k % 2 == 0 else 10)); k += 1
+    time.sleep(0.002)
+PY
+  E2E_PIDS+=("$!")
+}
+# both_phases OUTPUT: each attachment (netlink, link) saw passes and drops.
+both_phases() {
+  python3 - "$1" <<'PY'
+import re, sys
+lines = dict((m.group(1), (int(m.group(2)), int(m.group(3))))
+             for m in re.finditer(r"attach=(\w+) passed=(\d+) dropped=(\d+)", sys.argv[1]))
+ok = set(lines) == {"netlink", "link"} and all(p > 0 and d > 0 for p, d in lines.values())
+print("  " + sys.argv[1].replace("\n", "\n  ")) if not ok else None
+sys.exit(0 if ok else 1)
+PY
+}
+make_ns kapp kapp
+ip link add kcli0 netns "$cli" type veth peer name kapp0 netns "$kapp"
+ip -n "$cli" addr add 198.18.3.1/24 dev kcli0
+ip -n "$kapp" addr add 198.18.3.2/24 dev kapp0
+ip -n "$cli" link set kcli0 up
+ip -n "$kapp" link set kapp0 up
+rm -f "$E2E_DIR/done"
+send_udp "$cli" 198.18.3.2 "$E2E_DIR/done"
+out=$(ip netns exec "$kapp" "$EXAMPLE" kapp0 "$EXAMPLE_OBJ" 9 --packets 20 --seconds 10 2>&1) || true
+touch "$E2E_DIR/done"
+check "example against the kernel: netlink and link attachments pass and drop" both_phases "$out"
+sleep 0.1
+rm -f "$E2E_DIR/done"
+send_udp "$cli" 198.18.2.2 "$E2E_DIR/done"
+out=$(W "$EXAMPLE" xf0 "$EXAMPLE_OBJ" 9 --packets 20 --seconds 10 2>&1) || true
+touch "$E2E_DIR/done"
+check "the same binary against the appliance, through the shim" both_phases "$out"
+check "the example left nothing attached" bash -c "! ip netns exec $app $XDPRT with --socket $SOCK -- ip -d link show xf0 | grep -q prog/xdp"
 
 # ---- refusals ----
 out=$(ip netns exec "$app" setpriv --reuid 65534 --regid 65534 --clear-groups \
