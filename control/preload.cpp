@@ -13,11 +13,13 @@
 // - anything else (cgroup attach, iterators, stats, ...): the kernel.
 // perf_event_open is the kernel's.
 //
-// Element reads are served here, from the map's shared memory, without a round trip: lookups
-// in ARRAY, PERCPU_ARRAY and the value-holding hash maps (maps::view: lock-free copies, validated
-// against concurrent writers) and GET_NEXT_KEY of the arrays. A view of a map fd is kept until
-// the client closes that fd (so closing still releases the map). Writes, flags and every other
-// type go to the appliance.
+// Element operations that need no reclamation are served here, from the map's shared memory,
+// without a round trip: lookups in ARRAY, PERCPU_ARRAY and the value-holding hash maps
+// (maps::view: lock-free copies, validated against concurrent writers), and the arrays'
+// GET_NEXT_KEY and updates (in place, as the kernel's). A view of a map fd is kept until the
+// client closes that fd (so closing still releases the map). Hash updates and deletes (their
+// memory is reclaimed after the appliance's readers pass a quiescent point), flags and every
+// other type go to the appliance.
 //
 // rtnetlink: on NETLINK_ROUTE sockets, RTM_NEWLINK / RTM_SETLINK carrying IFLA_XDP for an
 // interface the appliance serves (its ports' twins) is answered by the appliance (attach,
@@ -49,6 +51,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstdarg>
 #include <cstddef>
@@ -79,7 +82,7 @@ struct connection {
     pid_t pid = 0;        // the process that connected
     bool refused = false;  // the appliance said no (EPERM), or none listens (ENOSYS): said once
     int refusal = 0;
-    dev_t store_dev = 0;
+    std::atomic<uint64_t> store_dev{0};  // read without the lock by element reads
     std::string pin_root;
 };
 // Never destroyed: close() and bpf() may come from other libraries' destructors at exit.
@@ -166,7 +169,7 @@ int ensure_connected(connection& c) {
     }
     c.sock = s;
     c.pid = me;
-    c.store_dev = dev_t(rep.store_dev);
+    c.store_dev.store(rep.store_dev, std::memory_order_release);
     rep.text[sizeof rep.text - 1] = 0;
     c.pin_root = rep.text;
     return 0;
@@ -181,7 +184,7 @@ bool peek(const void* addr, void* out, size_t n) {
 
 bool is_appliance_fd(const connection& c, int fd) {
     struct stat st;
-    return fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_dev == c.store_dev;
+    return fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_dev == c.store_dev.load(std::memory_order_relaxed);
 }
 
 bool attr_fd_is_ours(const connection& c, const void* attr, size_t off) {
@@ -250,58 +253,64 @@ std::map<int, cached_view>& views() {
     return *m;
 }
 
-bool poke(void* addr, const void* in, size_t n) {
-    iovec local{const_cast<void*>(in), n}, remote{addr, n};
-    return addr && process_vm_writev(getpid(), &local, 1, &remote, 1, 0) == ssize_t(n);
-}
 
 bool lookup_types(uint32_t t) {
     return t == BPF_MAP_TYPE_ARRAY || t == BPF_MAP_TYPE_PERCPU_ARRAY || t == BPF_MAP_TYPE_HASH || t == BPF_MAP_TYPE_PERCPU_HASH ||
            t == BPF_MAP_TYPE_LRU_HASH || t == BPF_MAP_TYPE_LRU_PERCPU_HASH;
 }
 
-// MAP_LOOKUP_ELEM (no flags) and an array's GET_NEXT_KEY on an appliance map, served from its
-// memory: the syscall's result, or nothing for a call the appliance must serve.
-std::optional<long> local_element_read(long cmd, long attr, long size) {
-    if (cmd != BPF_MAP_LOOKUP_ELEM && cmd != BPF_MAP_GET_NEXT_KEY) return std::nullopt;
-    union bpf_attr a;
-    std::memset(&a, 0, sizeof a);
-    size_t n = std::min<size_t>(size_t(size), offsetof(union bpf_attr, flags) + sizeof a.flags);
-    if (size_t(size) < offsetof(union bpf_attr, next_key) + 8 || !peek(reinterpret_cast<void*>(attr), &a, n))
-        return std::nullopt;
+// MAP_LOOKUP_ELEM (no flags), and an array's GET_NEXT_KEY and MAP_UPDATE_ELEM, on an appliance
+// map, served from its memory: the syscall's result, or nothing for a call the appliance (or the
+// kernel) must serve.
+// The attr, key and value are used where the caller has them, as a library's arguments are: a
+// null one is EFAULT, as from the kernel; one that points nowhere faults in the caller.
+std::optional<long> local_element_op(long cmd, long attr, long size) {
+    if ((cmd != BPF_MAP_LOOKUP_ELEM && cmd != BPF_MAP_GET_NEXT_KEY && cmd != BPF_MAP_UPDATE_ELEM) || !attr) return std::nullopt;
+    // Short: the appliance's checks. Only fields within `size` are read.
+    size_t need = cmd == BPF_MAP_GET_NEXT_KEY ? offsetof(union bpf_attr, next_key) + 8 : offsetof(union bpf_attr, flags) + 8;
+    if (size_t(size) < need) return std::nullopt;
+    const auto& a = *reinterpret_cast<const union bpf_attr*>(attr);
     if (cmd == BPF_MAP_LOOKUP_ELEM && a.flags) return std::nullopt;
+    const uint64_t store = conn().store_dev.load(std::memory_order_acquire);  // set at the first connection
+    if (!store) return std::nullopt;
     int fd = int(a.map_fd);
     struct stat st;
-    if (fstat(fd, &st) != 0) return std::nullopt;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_dev != store) return std::nullopt;
     std::unique_ptr<xdprt::maps::view> stale;  // closes its fd after the lock is released
     std::lock_guard g(view_lock);
     auto& slot = views()[fd];
     if (!slot.v || slot.ino != st.st_ino) {
         stale = std::move(slot.v);
-        auto v = xdprt::maps::view::open(fd);
+        auto v = xdprt::maps::view::open_writable(fd);  // an fd open read-only gets a read-only view
+        if (!v) v = xdprt::maps::view::open(fd);
         if (!v) return std::nullopt;
         slot.v = std::make_unique<xdprt::maps::view>(std::move(*v));
         slot.ino = st.st_ino;
     }
     const xdprt::maps::view& v = *slot.v;
     const auto& sp = v.spec();
-    if (!lookup_types(sp.type) || (sp.flags & BPF_F_WRONLY)) return std::nullopt;
     bool array = sp.type == BPF_MAP_TYPE_ARRAY || sp.type == BPF_MAP_TYPE_PERCPU_ARRAY;
+    if (cmd == BPF_MAP_UPDATE_ELEM) {
+        if (!array || !v.writable()) return std::nullopt;
+        if (!a.key || !a.value) return -EFAULT;
+        auto r = v.update_array(reinterpret_cast<const void*>(uintptr_t(a.key)), reinterpret_cast<const void*>(uintptr_t(a.value)), a.flags);
+        return r ? 0 : -long(r.error().code);
+    }
+    if (!lookup_types(sp.type) || (sp.flags & BPF_F_WRONLY)) return std::nullopt;
     if (cmd == BPF_MAP_GET_NEXT_KEY) {
         if (!array) return std::nullopt;
         // array_map_get_next_key: no key or one past the end starts over; the last has none.
         uint32_t index = UINT32_MAX;
-        if (a.key && !peek(reinterpret_cast<void*>(uintptr_t(a.key)), &index, 4)) return std::nullopt;
-        uint32_t next = index >= sp.max_entries ? 0 : index + 1;
+        if (a.key) std::memcpy(&index, reinterpret_cast<const void*>(uintptr_t(a.key)), 4);
         if (a.key && index == sp.max_entries - 1) return -ENOENT;
-        if (!poke(reinterpret_cast<void*>(uintptr_t(a.next_key)), &next, 4)) return std::nullopt;
+        if (!a.next_key) return -EFAULT;
+        uint32_t next = index >= sp.max_entries ? 0 : index + 1;
+        std::memcpy(reinterpret_cast<void*>(uintptr_t(a.next_key)), &next, 4);
         return 0;
     }
-    std::string key(sp.key_size, '\0'), value(v.user_value_size(), '\0');
-    if (!peek(reinterpret_cast<void*>(uintptr_t(a.key)), key.data(), key.size())) return std::nullopt;
-    auto r = v.copy_out(key.data(), value.data());
+    if (!a.key || !a.value) return -EFAULT;
+    auto r = v.copy_out(reinterpret_cast<const void*>(uintptr_t(a.key)), reinterpret_cast<void*>(uintptr_t(a.value)));
     if (!r) return r.error().code == ENOENT ? std::optional<long>(-ENOENT) : std::nullopt;
-    if (!poke(reinterpret_cast<void*>(uintptr_t(a.value)), value.data(), value.size())) return std::nullopt;
     return 0;
 }
 
@@ -317,21 +326,19 @@ void forget_view(int fd) {
 }
 
 long shim_bpf(long cmd, long attr, long size) {
+    if (auto r = local_element_op(cmd, attr, size)) {
+        if (*r < 0) {
+            errno = int(-*r);
+            return -1;
+        }
+        return *r;
+    }
     connection& c = conn();
     std::lock_guard g(c.lock);
     if (int e = ensure_connected(c)) {
         errno = e;
         return -1;
     }
-    if ((cmd == BPF_MAP_LOOKUP_ELEM || cmd == BPF_MAP_GET_NEXT_KEY) &&
-        attr_fd_is_ours(c, reinterpret_cast<const void*>(attr), offsetof(union bpf_attr, map_fd)))
-        if (auto r = local_element_read(cmd, attr, size)) {
-            if (*r < 0) {
-                errno = int(-*r);
-                return -1;
-            }
-            return *r;
-        }
     if (!to_appliance(c, int(cmd), reinterpret_cast<const void*>(attr), unsigned(size)))
         return kernel_syscall(SYS_bpf, cmd, attr, size, 0, 0, 0);
     wire::request rq;
@@ -741,6 +748,18 @@ int close(int fd) {
     }
     forget_view(fd);
     return real(fd);
+}
+
+// A view cached for the fd number a dup2/dup3 replaces goes with the file it replaced.
+int dup2(int oldfd, int newfd) {
+    static auto real = next<int (*)(int, int)>("dup2");
+    if (oldfd != newfd) forget_view(newfd);
+    return real(oldfd, newfd);
+}
+int dup3(int oldfd, int newfd, int flags) {
+    static auto real = next<int (*)(int, int, int)>("dup3");
+    if (oldfd != newfd) forget_view(newfd);
+    return real(oldfd, newfd, flags);
 }
 
 ssize_t sendmsg(int fd, const msghdr* msg, int flags) {

@@ -96,17 +96,26 @@ result<void> freeze(map& m) {
     return {};
 }
 
-result<view> view::open(int memfd) {
+result<view> view::open(int memfd) { return open_window(memfd, false); }
+result<view> view::open_writable(int memfd) { return open_window(memfd, true); }
+
+result<void> view::update_array(const void* key, const void* value, uint64_t flags) const {
+    if (_map->read_only() || (_map->type() != BPF_MAP_TYPE_ARRAY && _map->type() != BPF_MAP_TYPE_PERCPU_ARRAY))
+        return fail(EOPNOTSUPP, "{}: no updates through a window", type_name(_map->type()));
+    return update_elem(*_map, key, value, flags);
+}
+
+result<view> view::open_window(int memfd, bool writable) {
     struct stat st;
     if (fstat(memfd, &st) != 0) return fail(errno, "fstat: {}", strerror(errno));
     if (st.st_size < off_t(page_bytes) || st.st_size % page_bytes != 0)
         return fail(EINVAL, "{} bytes: not an xdprt map", st.st_size);
     size_t bytes = size_t(st.st_size);
     std::unique_ptr<map> m(new map());
-    m->_read_only = true;
+    m->_read_only = !writable;
     m->_memfd = fcntl(memfd, F_DUPFD_CLOEXEC, 0);
     if (m->_memfd < 0) return fail(errno, "dup: {}", strerror(errno));
-    void* p = mmap(nullptr, bytes, PROT_READ, MAP_SHARED | MAP_NORESERVE, m->_memfd, 0);
+    void* p = mmap(nullptr, bytes, writable ? PROT_READ | PROT_WRITE : PROT_READ, MAP_SHARED | MAP_NORESERVE, m->_memfd, 0);
     if (p == MAP_FAILED) return fail(ENOMEM, "mmap of {} bytes: {}", bytes, strerror(errno));
     m->_base = static_cast<std::byte*>(p);
     m->_bytes = bytes;

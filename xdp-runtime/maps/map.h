@@ -231,12 +231,20 @@ class view {
 public:
     // Errors: EINVAL when the memfd holds no xdprt map of a known layout.
     [[nodiscard]] static result<view> open(int memfd);
+    // A window that also writes: ARRAY and PERCPU_ARRAY elements are updated in place, as the
+    // kernel's array update does (no lock; BPF_F_LOCK takes the value's bpf_spin_lock, which
+    // lives in the shared memory). The preload shim's updates. Needs an fd open for writing.
+    [[nodiscard]] static result<view> open_writable(int memfd);
+    bool writable() const { return !_map->read_only(); }
+    // update_elem on an array (EOPNOTSUPP for other types, and on a read-only view).
+    [[nodiscard]] result<void> update_array(const void* key, const void* value, uint64_t flags) const;
     const maps::spec& spec() const { return _map->spec(); }
     size_t user_value_size() const { return _map->user_value_size(); }
     // EAGAIN when writers kept rewriting the key's chain for the whole retry budget.
     [[nodiscard]] result<void> copy_out(const void* key, void* value) const;
 
 private:
+    [[nodiscard]] static result<view> open_window(int memfd, bool writable);
     std::unique_ptr<map> _map;
 };
 
