@@ -10,12 +10,13 @@
 #   client ns: cli0 198.18.2.1/24 --veth-- app0 (appliance ns; net_af_xdp reads it)
 #   appliance ns: twin "xf0" 198.18.2.2/24
 #
-# usage: clients_test.sh XDPRT_BINARY PROGS_DIR EXAMPLE_BINARY EXAMPLE_OBJECT
+# usage: clients_test.sh XDPRT_BINARY PROGS_DIR EXAMPLE_BINARY EXAMPLE_OBJECT FD_SEMANTICS_BINARY
 set -euo pipefail
 XDPRT="$1"
 PROGS="$2"
 EXAMPLE="$3"
 EXAMPLE_OBJ="$4"
+FD_SEMANTICS="$5"
 source "$(dirname "$0")/../e2e/lib.sh"
 require_root
 for tool in bpftool ip xdp-loader xdp-filter python3 setpriv; do
@@ -144,6 +145,14 @@ ms=$(( ($(date +%s%N) - start) / 1000000 ))
 echo "xdp-filter status took $ms ms"
 check "xdp-filter status (65,536 GET_NEXT_KEY and LOOKUP) completes in under 2 s" test "$ms" -lt 2000
 check "xdp-filter unload" W xdp-filter unload xf0
+
+# ---- object fds: dup, dup2, fork, exec, mmap, as with the kernel ----
+out=$("$FD_SEMANTICS" 2>&1) && kernel_ok=1 || kernel_ok=0
+[ "$kernel_ok" = 1 ] || sed 's/^/    /' <<<"$out"
+check "fd semantics against the kernel" test "$kernel_ok" = 1
+out=$(W "$FD_SEMANTICS" 2>&1) && shim_ok=1 || shim_ok=0
+[ "$shim_ok" = 1 ] || sed 's/^/    /' <<<"$out"
+check "fd semantics against the appliance: dup, dup2, fork, exec, mmap as the kernel's" test "$shim_ok" = 1
 
 # ---- a libbpf application of ours: the same binary against the kernel and the appliance ----
 # send_udp NS DST DONE_FILE: UDP to DST, ports 9 and 10 in turn, every 2 ms, until DONE_FILE

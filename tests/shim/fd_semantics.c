@@ -1,0 +1,83 @@
+// Object fds of the appliance behave as the kernel's in a client process (suite shim runs this
+// through `xdprt with`, and against the kernel): dup, dup2, close of the original, fork (the child
+// uses the inherited fd), exec with an inherited fd, and mmap of a BPF_F_MMAPABLE array (the
+// mapping and bpf() see the same values). Prints one line per check; exit status 1 on a failure.
+//
+// usage: fd_semantics            (the parent run)
+//        fd_semantics --exec FD  (the image exec'd with FD inherited)
+#include <bpf/bpf.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static int failures;
+
+static void check(const char *what, int ok) {
+    printf("%s: %s\n", ok ? "ok" : "FAIL", what);
+    failures += !ok;
+}
+
+static uint64_t value_at(int fd, uint32_t key) {
+    uint64_t v = 0;
+    if (bpf_map_lookup_elem(fd, &key, &v)) return UINT64_MAX;
+    return v;
+}
+
+int main(int argc, char **argv) {
+    if (argc == 3 && !strcmp(argv[1], "--exec")) {
+        int fd = atoi(argv[2]);
+        check("exec: the inherited fd still names the map", value_at(fd, 1) == 42);
+        return failures ? 1 : 0;
+    }
+    LIBBPF_OPTS(bpf_map_create_opts, opts, .map_flags = BPF_F_MMAPABLE);
+    int fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, "fdsem", 4, 8, 512, &opts);
+    check("create an mmapable array", fd >= 0);
+    if (fd < 0) return 1;
+    uint32_t key = 1;
+    uint64_t v = 42;
+    check("update through the fd", bpf_map_update_elem(fd, &key, &v, BPF_ANY) == 0);
+
+    int copy = dup(fd);
+    close(fd);
+    check("dup, then close the original: the copy still works", value_at(copy, 1) == 42);
+    int high = dup2(copy, 100);
+    check("dup2 to fd 100 works", high == 100 && value_at(100, 1) == 42);
+
+    uint64_t *mem = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, copy, 0);
+    check("mmap of the array", mem != MAP_FAILED);
+    if (mem != MAP_FAILED) {
+        check("the mapping shows what bpf() wrote", mem[1] == 42);
+        mem[2] = 7;
+        check("bpf() shows what the mapping wrote", value_at(copy, 2) == 7);
+        munmap(mem, 4096);
+    }
+
+    pid_t child = fork();
+    if (child == 0) {
+        uint64_t nine = 9;
+        uint32_t k = 3;
+        int ok = value_at(copy, 1) == 42 && bpf_map_update_elem(copy, &k, &nine, BPF_ANY) == 0;
+        _exit(ok ? 0 : 1);
+    }
+    int status = 0;
+    waitpid(child, &status, 0);
+    check("fork: the child looks up and updates through the inherited fd", WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    check("the parent sees the child's update", value_at(copy, 3) == 9);
+
+    child = fork();
+    if (child == 0) {
+        char arg[16];
+        snprintf(arg, sizeof arg, "%d", high);  // fd 100 is not close-on-exec (dup2 clears it)
+        execl("/proc/self/exe", argv[0], "--exec", arg, (char *)NULL);
+        _exit(127);
+    }
+    waitpid(child, &status, 0);
+    check("exec: a new image uses the inherited fd", WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    close(high);
+    close(copy);
+    return failures ? 1 : 0;
+}
