@@ -40,6 +40,7 @@
 #include <linux/if_link.h>
 #include <linux/magic.h>
 #include <linux/netlink.h>
+#include <linux/perf_event.h>
 #include <linux/rtnetlink.h>
 #include <net/if.h>
 #include <sys/mman.h>
@@ -357,7 +358,10 @@ long shim_bpf(long cmd, long attr, long size) {
     }
     if (rep.flags & wire::to_kernel) return kernel_syscall(SYS_bpf, cmd, attr, size, 0, 0, 0);
     if (rep.result < 0) {
-        if (getenv("XDPRT_DEBUG") && rep.text[0]) fprintf(stderr, "xdprt: %.*s\n", int(sizeof rep.text), rep.text);
+        // Attaching is where a program the appliance cannot run meets a hook: always said.
+        // Other refusals are often a loader's feature probes: said with XDPRT_DEBUG.
+        if ((cmd == BPF_LINK_CREATE || getenv("XDPRT_DEBUG")) && rep.text[0])
+            fprintf(stderr, "xdprt: %.*s\n", int(sizeof rep.text), rep.text);
         errno = int(-rep.result);
         return -1;
     }
@@ -760,6 +764,32 @@ int dup3(int oldfd, int newfd, int flags) {
     static auto real = next<int (*)(int, int, int)>("dup3");
     if (oldfd != newfd) forget_view(newfd);
     return real(oldfd, newfd, flags);
+}
+
+// A kernel perf event (kprobe, tracepoint) cannot run a program of the appliance: said, and
+// refused with the kernel's errno for a program it cannot take.
+int ioctl(int fd, unsigned long request, ...) {
+    static auto real = next<int (*)(int, unsigned long, ...)>("ioctl");
+    va_list ap;
+    va_start(ap, request);
+    void* arg = va_arg(ap, void*);
+    va_end(ap);
+    if (request == PERF_EVENT_IOC_SET_BPF) {
+        int prog = int(reinterpret_cast<intptr_t>(arg));
+        connection& c = conn();
+        bool ours;
+        {
+            std::lock_guard g(c.lock);
+            ours = ensure_connected(c) == 0 && is_appliance_fd(c, prog);
+        }
+        if (ours) {
+            fprintf(stderr, "xdprt: prog fd %d is the appliance's (it was loaded with an appliance map): a kernel perf "
+                    "event cannot run it\n", prog);
+            errno = EINVAL;
+            return -1;
+        }
+    }
+    return real(fd, request, arg);
 }
 
 ssize_t sendmsg(int fd, const msghdr* msg, int flags) {
