@@ -153,6 +153,7 @@ check "fd semantics against the kernel" test "$kernel_ok" = 1
 out=$(W "$FD_SEMANTICS" 2>&1) && shim_ok=1 || shim_ok=0
 [ "$shim_ok" = 1 ] || sed 's/^/    /' <<<"$out"
 check "fd semantics against the appliance: dup, dup2, fork, exec, mmap as the kernel's" test "$shim_ok" = 1
+check "a kernel perf event given an appliance program: the shim says why" has "a kernel perf event cannot run it" "$out"
 
 # ---- a libbpf application of ours: the same binary against the kernel and the appliance ----
 # send_udp NS DST DONE_FILE: UDP to DST, ports 9 and 10 in turn, every 2 ms, until DONE_FILE

@@ -6,11 +6,15 @@
 // usage: fd_semantics            (the parent run)
 //        fd_semantics --exec FD  (the image exec'd with FD inherited)
 #include <bpf/bpf.h>
+#include <errno.h>
+#include <linux/perf_event.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -77,6 +81,22 @@ int main(int argc, char **argv) {
     }
     waitpid(child, &status, 0);
     check("exec: a new image uses the inherited fd", WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    // A tracing-side hook given a program that uses the map: refused (the kernel: not a perf
+    // event program; through the shim: the program is the appliance's, which says so).
+    struct bpf_insn insns[] = {
+        {BPF_LD | BPF_DW | BPF_IMM, BPF_REG_1, BPF_PSEUDO_MAP_FD, 0, copy},
+        {0, 0, 0, 0, 0},
+        {BPF_ALU64 | BPF_MOV | BPF_K, BPF_REG_0, 0, 0, 0},
+        {BPF_JMP | BPF_EXIT, 0, 0, 0, 0},
+    };
+    int prog = bpf_prog_load(BPF_PROG_TYPE_SOCKET_FILTER, "uses_map", "GPL", insns, 4, NULL);
+    struct perf_event_attr pa = {.type = PERF_TYPE_SOFTWARE, .size = sizeof pa, .config = PERF_COUNT_SW_CPU_CLOCK,
+                                 .sample_period = 1000000, .disabled = 1};
+    int ev = (int)syscall(SYS_perf_event_open, &pa, 0, -1, -1, PERF_FLAG_FD_CLOEXEC);
+    check("a program using the map cannot run on a kernel perf event",
+          prog >= 0 && ev >= 0 && ioctl(ev, PERF_EVENT_IOC_SET_BPF, prog) < 0 && errno == EINVAL);
+    close(ev);
+    close(prog);
     close(high);
     close(copy);
     return failures ? 1 : 0;
