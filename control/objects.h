@@ -199,6 +199,8 @@ struct server::impl {
         bool _owned;
     };
     [[nodiscard]] result<client_fd> local(int fd) const;
+    // The object behind fd `fd` of the process with `pidfd` (-1: this one), outside a command.
+    [[nodiscard]] result<object_ref> client_object(int fd, int pidfd);
 
     // Objects.
     [[nodiscard]] result<object_ref> add(obj_kind kind, std::string name, int handle_fd);

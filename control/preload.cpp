@@ -916,34 +916,37 @@ int fstatat64(int dirfd, const char* path, struct stat64* buf, int flags) {
     return real(dirfd, p.get(), buf, flags);
 }
 
-// open and friends take a mode only with O_CREAT or O_TMPFILE.
-#define XDPRT_OPEN_CALL(name)                                                     \
-    int name(const char* path, int flags, ...) {                                  \
-        static auto real = next<int (*)(const char*, int, ...)>(#name);           \
-        mode_t mode = 0;                                                          \
-        if (flags & (O_CREAT | __O_TMPFILE)) {                                    \
-            va_list ap;                                                           \
-            va_start(ap, flags);                                                  \
-            mode = va_arg(ap, mode_t);                                            \
-            va_end(ap);                                                           \
-        }                                                                         \
-        if (int info = appliance_fdinfo(path, flags); info >= 0) return info;     \
-        path_arg p(path);                                                         \
-        return real(p.get(), flags, mode);                                        \
+// open and friends: an appliance fd's fdinfo, else the path (mapped under /sys/fs/bpf). They
+// take a mode only with O_CREAT or O_TMPFILE.
+}  // extern "C"
+namespace {
+template <class Real, class... Dir>
+int opened(Real real, const char* path, int flags, mode_t mode, Dir... dirfd) {
+    if (int info = appliance_fdinfo(path, flags); info >= 0) return info;
+    path_arg p(path);
+    return real(dirfd..., p.get(), flags, mode);
+}
+}  // namespace
+extern "C" {
+#define XDPRT_TAKE_MODE(flags)                  \
+    mode_t mode = 0;                            \
+    if ((flags) & (O_CREAT | __O_TMPFILE)) {    \
+        va_list ap;                             \
+        va_start(ap, flags);                    \
+        mode = va_arg(ap, mode_t);              \
+        va_end(ap);                             \
     }
-#define XDPRT_OPENAT_CALL(name)                                                   \
-    int name(int dirfd, const char* path, int flags, ...) {                       \
-        static auto real = next<int (*)(int, const char*, int, ...)>(#name);      \
-        mode_t mode = 0;                                                          \
-        if (flags & (O_CREAT | __O_TMPFILE)) {                                    \
-            va_list ap;                                                           \
-            va_start(ap, flags);                                                  \
-            mode = va_arg(ap, mode_t);                                            \
-            va_end(ap);                                                           \
-        }                                                                         \
-        if (int info = appliance_fdinfo(path, flags); info >= 0) return info;     \
-        path_arg p(path);                                                         \
-        return real(dirfd, p.get(), flags, mode);                                 \
+#define XDPRT_OPEN_CALL(name)                                           \
+    int name(const char* path, int flags, ...) {                        \
+        static auto real = next<int (*)(const char*, int, ...)>(#name); \
+        XDPRT_TAKE_MODE(flags)                                          \
+        return opened(real, path, flags, mode);                         \
+    }
+#define XDPRT_OPENAT_CALL(name)                                              \
+    int name(int dirfd, const char* path, int flags, ...) {                  \
+        static auto real = next<int (*)(int, const char*, int, ...)>(#name); \
+        XDPRT_TAKE_MODE(flags)                                               \
+        return opened(real, path, flags, mode, dirfd);                       \
     }
 XDPRT_OPEN_CALL(open)
 XDPRT_OPEN_CALL(open64)

@@ -410,11 +410,16 @@ server::object_counts server::count() {
 
 const server_options& server::options() const { return _impl->opts; }
 
+result<object_ref> server::impl::client_object(int fd, int pidfd) {
+    client_pidfd = pidfd;
+    auto o = from_any_fd(fd);
+    client_pidfd = -1;
+    return o;
+}
+
 std::string server::fdinfo(int fd, pid_t, int pidfd) {
     std::lock_guard g(_impl->lock);
-    _impl->client_pidfd = pidfd;
-    auto o = _impl->from_any_fd(fd);
-    _impl->client_pidfd = -1;
+    auto o = _impl->client_object(fd, pidfd);
     if (!o) return {};
     const object& ob = **o;
     auto pages = [](uint64_t bytes) { return (bytes + 4095) / 4096 * 4096; };
@@ -448,9 +453,7 @@ std::string server::fdinfo(int fd, pid_t, int pidfd) {
 
 std::string server::kind_of(int fd, pid_t, int pidfd) {
     std::lock_guard g(_impl->lock);
-    _impl->client_pidfd = pidfd;
-    auto o = _impl->from_any_fd(fd);
-    _impl->client_pidfd = -1;
+    auto o = _impl->client_object(fd, pidfd);
     if (!o) return {};
     switch ((*o)->kind) {
     case obj_kind::map: return "bpf-map";

@@ -161,15 +161,11 @@ struct control_socket::impl {
             long r = srv.bpf(cmd, uint64_t(rq.args[1]), uint32_t(rq.args[2]), p.pid, p.pidfd);
             return answer(p, r, r >= 0 && server::returns_fd(cmd));
         }
-        case wire::call::fd_kind: {
-            std::string kind = srv.kind_of(int(rq.args[0]), p.pid, p.pidfd);
-            wire::reply r;
-            r.result = kind.empty() ? -EINVAL : 0;
-            copy_text(r.text, kind);
-            return send_reply(p.fd, r);
-        }
+        case wire::call::fd_kind:
         case wire::call::fdinfo: {
-            std::string text = srv.fdinfo(int(rq.args[0]), p.pid, p.pidfd);
+            int fd = int(rq.args[0]);
+            std::string text = wire::call(rq.call) == wire::call::fd_kind ? srv.kind_of(fd, p.pid, p.pidfd)
+                                                                           : srv.fdinfo(fd, p.pid, p.pidfd);
             wire::reply r;
             r.result = text.empty() ? -EINVAL : 0;
             copy_text(r.text, text);
