@@ -11,7 +11,9 @@
 //   probes, which must see what the maps they made can do), to the appliance; every other program
 //   type to the kernel.
 // - anything else (cgroup attach, iterators, stats, ...): the kernel.
-// perf_event_open is the kernel's.
+// perf_event_open is the kernel's. epoll on an appliance ring buffer (libbpf's ring_buffer) waits
+// on an eventfd that a watcher keeps readable while the ring holds data (ring_wakeup.h), as
+// in process.
 //
 // Element operations that need no reclamation are served here, from the map's shared memory,
 // without a round trip: lookups in ARRAY, PERCPU_ARRAY and the value-holding hash maps
@@ -43,6 +45,7 @@
 #include <linux/perf_event.h>
 #include <linux/rtnetlink.h>
 #include <net/if.h>
+#include <sys/epoll.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -68,6 +71,7 @@
 #include <string>
 #include <utility>
 
+#include "control/ring_wakeup.h"
 #include "control/wire.h"
 #include "maps/map.h"
 
@@ -752,6 +756,17 @@ int close(int fd) {
     }
     forget_view(fd);
     return real(fd);
+}
+
+int epoll_ctl(int epfd, int op, int fd, struct epoll_event* event) {
+    static auto real = next<int (*)(int, int, int, struct epoll_event*)>("epoll_ctl");
+    int target = fd;
+    if (op == EPOLL_CTL_DEL) {
+        if (int e = xdprt::control::ring_wakeup::registered(fd); e >= 0) target = e;
+    } else if (int e = xdprt::control::ring_wakeup::substitute(fd); e >= 0) {
+        target = e;
+    }
+    return real(epfd, op, target, event);
 }
 
 // A view cached for the fd number a dup2/dup3 replaces goes with the file it replaced.

@@ -97,6 +97,13 @@ check "ip -d link show: the program's id" has "prog/xdp id [0-9]* name xdp_drop"
 check "ip link set dev xf0 xdp off" W ip link set dev xf0 xdp off
 check "ip link show: no program" bash -c "! ip netns exec $app $XDPRT with --socket $SOCK -- ip -d link show xf0 | grep -q prog/xdp"
 
+# ---- the af_xdp port's kernel interface is an attach point of the port too ----
+check "ip link set dev app0 xdp obj: attaches to the port that reads app0" W ip link set dev app0 xdp obj "$PROGS/xdp_drop.bpf.o" sec xdp
+check "ip -d link show app0: the appliance's program" has "prog/xdp id [0-9]* name xdp_drop" "$(W ip -d link show app0)"
+out=$(W ip link set dev xf0 xdp obj "$PROGS/xdp_drop.bpf.o" sec xdp 2>&1) && busy=0 || busy=1
+check "the same port through its twin meanwhile: refused (one program a port)" test "$busy" = 1
+check "ip link set dev app0 xdp off" W ip link set dev app0 xdp off
+
 # ---- xdp-loader ----
 for mode in native skb; do
   check "xdp-loader load -m $mode" W xdp-loader load -m "$mode" xf0 /usr/libexec/xdp-tools/xdp_pass.o
@@ -256,5 +263,26 @@ echo "fuzz: $sent messages, $answered answered, $closed without an answer"
 check "every garbage message got an answer" test "$answered" = "$sent"
 check "the appliance still serves after the garbage" W bpftool map show
 check "the appliance still runs" kill -0 "${E2E_PIDS[0]}"
+ip netns exec "$app" python3 - >"$E2E_DIR/udp10b" <<'PY' &
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("198.18.2.2", 10)); s.settimeout(3)
+n = 0
+try:
+    while True:
+        s.recv(2048); n += 1
+except socket.timeout:
+    pass
+print(n)
+PY
+receiver=$!
+E2E_PIDS+=("$receiver")
+sleep 0.3
+ip netns exec "$cli" python3 -c '
+import socket, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for k in range(20):
+    s.sendto(b"z" * 32, ("198.18.2.2", 10)); time.sleep(0.005)'
+timeout 10 tail --pid="$receiver" -f /dev/null || true
+check "and still forwards: 20 of 20 frames reach its stack" test "$(cat "$E2E_DIR/udp10b")" = 20
 
 finish

@@ -1,11 +1,14 @@
 // Object fds of the appliance behave as the kernel's in a client process (suite shim runs this
 // through `xdprt with`, and against the kernel): dup, dup2, close of the original, fork (the child
-// uses the inherited fd), exec with an inherited fd, and mmap of a BPF_F_MMAPABLE array (the
-// mapping and bpf() see the same values). Prints one line per check; exit status 1 on a failure.
+// uses the inherited fd), exec with an inherited fd, mmap of a BPF_F_MMAPABLE array (the mapping
+// and bpf() see the same values), a ring buffer read with libbpf's ring_buffer (mmap and epoll),
+// and a kernel perf event refusing a program that uses the map. Prints one line per check; exit
+// status 1 on a failure.
 //
 // usage: fd_semantics            (the parent run)
 //        fd_semantics --exec FD  (the image exec'd with FD inherited)
 #include <bpf/bpf.h>
+#include <bpf/libbpf.h>
 #include <errno.h>
 #include <linux/perf_event.h>
 #include <stdint.h>
@@ -23,6 +26,16 @@ static int failures;
 static void check(const char *what, int ok) {
     printf("%s: %s\n", ok ? "ok" : "FAIL", what);
     failures += !ok;
+}
+
+static int records, record_ok;
+static int on_record(void *ctx, void *data, size_t size) {
+    (void)ctx;
+    uint64_t v = 0;
+    if (size == 8) memcpy(&v, data, 8);
+    records++;
+    record_ok = size == 8 && v == 0x1122334455667788ull;
+    return 0;
 }
 
 static uint64_t value_at(int fd, uint32_t key) {
@@ -97,6 +110,37 @@ int main(int argc, char **argv) {
           prog >= 0 && ev >= 0 && ioctl(ev, PERF_EVENT_IOC_SET_BPF, prog) < 0 && errno == EINVAL);
     close(ev);
     close(prog);
+
+    // A ring buffer: a program run (BPF_PROG_TEST_RUN) writes a record, libbpf's ring_buffer
+    // (mmap of the ring, epoll on its fd) receives it.
+    int ring = bpf_map_create(BPF_MAP_TYPE_RINGBUF, "fdsem_ring", 0, 0, 4096 * 4, NULL);
+    check("create a ring buffer", ring >= 0);
+    struct bpf_insn out[] = {
+        {BPF_LD | BPF_DW | BPF_IMM, BPF_REG_1, 0, 0, 0x55667788},
+        {0, 0, 0, 0, 0x11223344},
+        {BPF_STX | BPF_MEM | BPF_DW, BPF_REG_10, BPF_REG_1, -8, 0},
+        {BPF_LD | BPF_DW | BPF_IMM, BPF_REG_1, BPF_PSEUDO_MAP_FD, 0, ring},
+        {0, 0, 0, 0, 0},
+        {BPF_ALU64 | BPF_MOV | BPF_X, BPF_REG_2, BPF_REG_10, 0, 0},
+        {BPF_ALU64 | BPF_ADD | BPF_K, BPF_REG_2, 0, 0, -8},
+        {BPF_ALU64 | BPF_MOV | BPF_K, BPF_REG_3, 0, 0, 8},
+        {BPF_ALU64 | BPF_MOV | BPF_K, BPF_REG_4, 0, 0, 0},
+        {BPF_JMP | BPF_CALL, 0, 0, 0, BPF_FUNC_ringbuf_output},
+        {BPF_ALU64 | BPF_MOV | BPF_K, BPF_REG_0, 0, 0, XDP_PASS},
+        {BPF_JMP | BPF_EXIT, 0, 0, 0, 0},
+    };
+    int writer = bpf_prog_load(BPF_PROG_TYPE_XDP, "ring_writer", "GPL", out, sizeof out / sizeof out[0], NULL);
+    check("load a program that writes the ring", writer >= 0);
+    struct ring_buffer *rb = ring >= 0 ? ring_buffer__new(ring, on_record, NULL, NULL) : NULL;
+    check("libbpf's ring_buffer on it (mmap, epoll)", rb != NULL);
+    unsigned char frame[64] = {0};
+    LIBBPF_OPTS(bpf_test_run_opts, run, .data_in = frame, .data_size_in = sizeof frame, .repeat = 1);
+    check("run the writer", writer >= 0 && bpf_prog_test_run_opts(writer, &run) == 0 && run.retval == XDP_PASS);
+    int polled = rb ? ring_buffer__poll(rb, 2000) : -1;
+    check("ring_buffer__poll wakes up with the record, byte for byte", polled == 1 && records == 1 && record_ok);
+    ring_buffer__free(rb);
+    close(writer);
+    close(ring);
     close(high);
     close(copy);
     return failures ? 1 : 0;
