@@ -29,6 +29,8 @@ struct peer {
     int fd = -1;
     pid_t pid = 0;
     int pidfd = -1;
+    bool refused = false;  // told why at once; closed once what it sent is read (else unix
+                           // sockets reset the connection, and the reason is lost)
 };
 
 void copy_text(char (&out)[sizeof(wire::reply::text)], std::string_view text) {
@@ -87,7 +89,12 @@ struct control_socket::impl {
         if (listen_fd >= 0) unlink(opts.path.c_str());
     }
 
+    // Closes a connection after reading what the peer sent: closing with unread messages resets
+    // it, and the peer would lose the reply it has not read yet.
     void drop(peer& p) {
+        char sink[sizeof(wire::request)];
+        while (recv(p.fd, sink, sizeof sink, MSG_DONTWAIT) > 0) {
+        }
         if (p.pidfd >= 0) close(p.pidfd);
         close(p.fd);
     }
@@ -119,15 +126,15 @@ struct control_socket::impl {
             peer p{fd};
             if (auto ok = admit(fd, p.pid); !ok) {
                 ++refused;
+                p.refused = true;
                 (void)send_reply(fd, error_reply(ok.error().code, ok.error().message));
-                close(fd);
-                continue;
+            } else {
+                p.pidfd = int(::syscall(SYS_pidfd_open, p.pid, 0));
             }
-            p.pidfd = int(::syscall(SYS_pidfd_open, p.pid, 0));
             epoll_event ev{};
             ev.events = EPOLLIN;
             ev.data.fd = fd;
-            if (p.pidfd < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) != 0) {
+            if ((!p.refused && p.pidfd < 0) || epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) != 0) {
                 drop(p);
                 continue;
             }
@@ -137,6 +144,7 @@ struct control_socket::impl {
 
     // Serves one message of `p`; false to close the connection.
     bool serve(peer& p) {
+        if (p.refused) return false;  // drop() reads what it sent
         wire::request rq;
         ssize_t n = recv(p.fd, &rq, sizeof rq, MSG_DONTWAIT | MSG_TRUNC);
         if (n < 0) return errno == EAGAIN || errno == EINTR;
