@@ -58,13 +58,7 @@ extern "C" long syscall(long number, ...) {
 extern "C" int epoll_ctl(int epfd, int op, int fd, struct epoll_event* event) {
     using epoll_ctl_fn = int (*)(int, int, int, struct epoll_event*);
     static const auto real = reinterpret_cast<epoll_ctl_fn>(dlsym(RTLD_NEXT, "epoll_ctl"));
-    int target = fd;
-    if (op == EPOLL_CTL_DEL) {
-        if (int e = xdprt::control::ring_wakeup::registered(fd); e >= 0) target = e;
-    } else if (int e = xdprt::control::ring_wakeup::substitute(fd); e >= 0) {
-        target = e;
-    }
-    return real(epfd, op, target, event);
+    return real(epfd, op, xdprt::control::ring_wakeup::epoll_target(op, fd), event);
 }
 
 // A consumer's mmap of an xdprt perf event fixes its ring's size, as the kernel's perf_mmap does:

@@ -760,13 +760,7 @@ int close(int fd) {
 
 int epoll_ctl(int epfd, int op, int fd, struct epoll_event* event) {
     static auto real = next<int (*)(int, int, int, struct epoll_event*)>("epoll_ctl");
-    int target = fd;
-    if (op == EPOLL_CTL_DEL) {
-        if (int e = xdprt::control::ring_wakeup::registered(fd); e >= 0) target = e;
-    } else if (int e = xdprt::control::ring_wakeup::substitute(fd); e >= 0) {
-        target = e;
-    }
-    return real(epfd, op, target, event);
+    return real(epfd, op, xdprt::control::ring_wakeup::epoll_target(op, fd), event);
 }
 
 // A view cached for the fd number a dup2/dup3 replaces goes with the file it replaced.

@@ -1,6 +1,7 @@
 #include "control/ring_wakeup.h"
 
 #include <linux/bpf.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -124,6 +125,11 @@ int registered(int fd) {
     std::lock_guard g(w.lock);
     auto it = w.by_fd.find(fd);
     return it == w.by_fd.end() ? -1 : it->second.event_fd;
+}
+
+int epoll_target(int op, int fd) {
+    int e = op == EPOLL_CTL_DEL ? registered(fd) : substitute(fd);
+    return e >= 0 ? e : fd;
 }
 
 }  // namespace xdprt::control::ring_wakeup

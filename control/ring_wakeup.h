@@ -23,4 +23,8 @@ int substitute(int fd);
 // The eventfd registered for `fd`, or -1 when there is none.
 int registered(int fd);
 
+// What an interposed epoll_ctl(op, fd) registers: the eventfd standing in for an xdprt ring or
+// perf event, else `fd` itself.
+int epoll_target(int op, int fd);
+
 }  // namespace xdprt::control::ring_wakeup

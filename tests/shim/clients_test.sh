@@ -54,6 +54,24 @@ check "appliance starts with its control socket" start_appliance "$app" "$E2E_DI
 ip -n "$app" addr add 198.18.2.2/24 dev xf0
 ip -n "$app" link set xf0 up
 
+# count_udp FILE SECONDS: in the background, counts what reaches UDP port 10 of the appliance's
+# stack until SECONDS pass without a frame, then writes the count to FILE; $receiver is its pid.
+count_udp() {
+  ip netns exec "$app" python3 - "$2" >"$1" <<'PY' &
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("198.18.2.2", 10)); s.settimeout(float(sys.argv[1]))
+n = 0
+try:
+    while True:
+        s.recv(2048); n += 1
+except socket.timeout:
+    pass
+print(n)
+PY
+  receiver=$!
+  E2E_PIDS+=("$receiver")
+}
+
 # A client in the appliance's namespace, through the shim.
 W() { ip netns exec "$app" "$XDPRT" with --socket "$SOCK" -- "$@"; }
 # The same command against the kernel, with a bpffs of its own.
@@ -121,19 +139,7 @@ check "xdp-filter port 9" W xdp-filter port 9
 check "xdp-filter ip, ether" bash -c "ip netns exec $app $XDPRT with --socket $SOCK -- xdp-filter ip 198.18.99.1 &&
   ip netns exec $app $XDPRT with --socket $SOCK -- xdp-filter ether 02:00:00:00:99:01"
 ip netns exec "$cli" ping -c 1 -W 2 198.18.2.2 >/dev/null || true  # ARP, through the filter
-ip netns exec "$app" python3 - >"$E2E_DIR/udp10" <<'PY' &
-import socket
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("198.18.2.2", 10)); s.settimeout(4)
-n = 0
-try:
-    while True:
-        s.recv(2048); n += 1
-except socket.timeout:
-    pass
-print(n)
-PY
-E2E_PIDS+=("$!")
-receiver=$!
+count_udp "$E2E_DIR/udp10" 4
 sleep 0.3
 ip netns exec "$cli" python3 - <<'PY'
 import socket, time
@@ -266,19 +272,7 @@ echo "fuzz: $sent messages, $answered answered, $closed without an answer"
 check "every garbage message got an answer" test "$answered" = "$sent"
 check "the appliance still serves after the garbage" W bpftool map show
 check "the appliance still runs" kill -0 "${E2E_PIDS[0]}"
-ip netns exec "$app" python3 - >"$E2E_DIR/udp10b" <<'PY' &
-import socket
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("198.18.2.2", 10)); s.settimeout(3)
-n = 0
-try:
-    while True:
-        s.recv(2048); n += 1
-except socket.timeout:
-    pass
-print(n)
-PY
-receiver=$!
-E2E_PIDS+=("$receiver")
+count_udp "$E2E_DIR/udp10b" 3
 sleep 0.3
 ip netns exec "$cli" python3 -c '
 import socket, time
