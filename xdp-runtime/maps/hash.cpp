@@ -389,8 +389,11 @@ long erase_locked(map& m, table& t, const void* key) {
     std::atomic<uint32_t>* link = nullptr;
     elem* e = t.find_linked(key, t.hash(key), &link);
     if (!e) return -ENOENT;
-    release_held(m, t, *e);
+    // Unlinked first: the object's release waits for the readers' quiescent points after the
+    // unlink, so no reader can find it once they have passed one (the other order let a reader
+    // look it up after its grace period had begun, and use it after it was freed).
     t.unlink(*e, link);
+    release_held(m, t, *e);
     return 0;
 }
 
