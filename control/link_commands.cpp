@@ -167,9 +167,8 @@ long server::xdp_set(uint32_t ifindex, int prog_fd, uint32_t flags, int expected
     std::lock_guard g(_impl->lock);
     _impl->last_error.clear();
     _impl->reap();
-    _impl->client_pidfd = pidfd;
+    impl::serving as(*_impl, pidfd);
     long r = _impl->xdp_set(ifindex, prog_fd, flags, expected_fd);
-    _impl->client_pidfd = -1;
     _impl->dirty = true;
     return r;
 }

@@ -92,7 +92,6 @@ struct loaded_prog {
     object_ref btf;
     uint32_t func_info_rec_size = 0, line_info_rec_size = 0;
     std::vector<uint8_t> func_info, line_info;
-    uint64_t run_count = 0, run_time_ns = 0;
 };
 
 struct link_state {
@@ -199,6 +198,17 @@ struct server::impl {
         bool _owned;
     };
     [[nodiscard]] result<client_fd> local(int fd) const;
+    // For a scope: the fds commands name are those of the process with `pidfd` (-1: this one).
+    class serving {
+    public:
+        serving(impl& i, int pidfd) : _i(i) { _i.client_pidfd = pidfd; }
+        ~serving() { _i.client_pidfd = -1; }
+        serving(const serving&) = delete;
+        serving& operator=(const serving&) = delete;
+
+    private:
+        impl& _i;
+    };
     // The object behind fd `fd` of the process with `pidfd` (-1: this one), outside a command.
     [[nodiscard]] result<object_ref> client_object(int fd, int pidfd);
 

@@ -587,8 +587,6 @@ long server::impl::prog_test_run(union bpf_attr& a, uint64_t attr_addr, const cl
         }
     }
     uint64_t elapsed = now_ns() - t0;
-    p.run_count += repeat;
-    p.run_time_ns += elapsed;
     uint32_t duration = uint32_t(std::min<uint64_t>(elapsed / repeat, UINT32_MAX));
 
     // bpf_test_finish: the frame from data_meta, as much as fits; ENOSPC when it did not.

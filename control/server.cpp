@@ -411,10 +411,8 @@ server::object_counts server::count() {
 const server_options& server::options() const { return _impl->opts; }
 
 result<object_ref> server::impl::client_object(int fd, int pidfd) {
-    client_pidfd = pidfd;
-    auto o = from_any_fd(fd);
-    client_pidfd = -1;
-    return o;
+    serving as(*this, pidfd);
+    return from_any_fd(fd);
 }
 
 std::string server::fdinfo(int fd, pid_t, int pidfd) {
@@ -478,11 +476,7 @@ long server::bpf(int cmd, uint64_t attr_addr, uint32_t size, pid_t pid, int pidf
     std::lock_guard g(_impl->lock);
     _impl->last_error.clear();
     client_memory mem{pid};
-    _impl->client_pidfd = pidfd;
-    struct reset {
-        int& fd;
-        ~reset() { fd = -1; }
-    } reset_pidfd{_impl->client_pidfd};
+    impl::serving as(*_impl, pidfd);
     // bpf_check_uarg_tail_zero: at most a page; bytes past the kernel's union must be zero.
     if (size > page_bytes) return _impl->refuse(E2BIG, "attr size {} above a page", size);
     attr_buffer buf;
@@ -519,11 +513,7 @@ std::optional<long> server::perf_event_open(uint64_t attr_addr, int pid, int cpu
                                             pid_t client, int client_pidfd) {
     std::lock_guard g(_impl->lock);
     _impl->last_error.clear();
-    _impl->client_pidfd = client_pidfd;
-    struct reset {
-        int& fd;
-        ~reset() { fd = -1; }
-    } reset_pidfd{_impl->client_pidfd};
+    impl::serving as(*_impl, client_pidfd);
     _impl->reap();
     auto r = _impl->perf_event_open(attr_addr, pid, cpu, group_fd, flags, client_memory{client});
     if (r && *r < 0 && !_impl->last_error.empty()) _impl->last_error = fmt::format("perf_event_open: {}", _impl->last_error);
