@@ -15,13 +15,14 @@
 // on an eventfd that a watcher keeps readable while the ring holds data (ring_wakeup.h), as
 // in process.
 //
-// Element operations that need no reclamation are served here, from the map's shared memory,
-// without a round trip: lookups in ARRAY, PERCPU_ARRAY and the value-holding hash maps
-// (maps::view: lock-free copies, validated against concurrent writers), and the arrays'
-// GET_NEXT_KEY and updates (in place, as the kernel's). A view of a map fd is kept until the
-// client closes that fd (so closing still releases the map). Hash updates and deletes (their
-// memory is reclaimed after the appliance's readers pass a quiescent point), flags and every
-// other type go to the appliance.
+// Element operations on ARRAY, PERCPU_ARRAY and the value-holding hash maps are served here,
+// from the map's shared memory, without a round trip (maps::view): lookups (lock-free copies,
+// validated against concurrent writers), updates, hash deletes and GET_NEXT_KEY. Hash writes take
+// the map's writer lock as this connection's token from the hello, so the appliance takes the
+// lock back if this process dies holding it, and leave what they unlink for the appliance to
+// reclaim; when every spare element is waiting for that, the update goes to the appliance. A view
+// of a map fd is kept until the client closes that fd (so closing still releases the map).
+// BPF_F_LOCK, the other flags of lookups, and every other type go to the appliance.
 //
 // rtnetlink: on NETLINK_ROUTE sockets, RTM_NEWLINK / RTM_SETLINK carrying IFLA_XDP for an
 // interface the appliance serves (its ports' twins) is answered by the appliance (attach,
@@ -39,12 +40,14 @@
 #include <dlfcn.h>
 #include <fcntl.h>
 #include <linux/bpf.h>
+#include <linux/close_range.h>
 #include <linux/if_link.h>
 #include <linux/magic.h>
 #include <linux/netlink.h>
 #include <linux/perf_event.h>
 #include <linux/rtnetlink.h>
 #include <net/if.h>
+#include <pthread.h>
 #include <sys/epoll.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -57,6 +60,7 @@
 
 #include <atomic>
 #include <cerrno>
+#include <climits>
 #include <cstdarg>
 #include <cstddef>
 #include <cstdio>
@@ -70,6 +74,7 @@
 #include <optional>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "control/ring_wakeup.h"
 #include "control/wire.h"
@@ -88,6 +93,8 @@ struct connection {
     bool refused = false;  // the appliance said no (EPERM), or none listens (ENOSYS): said once
     int refusal = 0;
     std::atomic<uint64_t> store_dev{0};  // read without the lock by element reads
+    std::atomic<uint32_t> writer_token{0};  // the hello's: what map writes here hold the lock as
+                                            // (0 in a forked child until it connects anew)
     std::string pin_root;
 };
 // Never destroyed: close() and bpf() may come from other libraries' destructors at exit.
@@ -175,6 +182,7 @@ int ensure_connected(connection& c) {
     c.sock = s;
     c.pid = me;
     c.store_dev.store(rep.store_dev, std::memory_order_release);
+    c.writer_token.store(uint32_t(rep.result), std::memory_order_release);
     rep.text[sizeof rep.text - 1] = 0;
     c.pin_root = rep.text;
     return 0;
@@ -248,8 +256,10 @@ bool to_appliance(const connection& c, int cmd, const void* attr, unsigned size)
 
 // ---- element reads from shared memory ------------------------------------------------------
 
+// A view per map fd number, trusted without a syscall: every way this process closes or
+// replaces an fd (close, dup2, dup3, close_range, closefrom, and those through syscall()) drops
+// the views of the numbers it frees, and every fd bpf() returns starts with none.
 struct cached_view {
-    ino_t ino = 0;
     std::unique_ptr<xdprt::maps::view> v;
 };
 std::mutex view_lock;
@@ -258,76 +268,120 @@ std::map<int, cached_view>& views() {
     return *m;
 }
 
+// fork: no thread of the parent holds view_lock in the child, and the child writes maps with a
+// token of its own (none until it connects anew: its writes go to the appliance till then).
+[[maybe_unused]] const int fork_hooks = pthread_atfork([] { view_lock.lock(); }, [] { view_lock.unlock(); }, [] {
+    view_lock.unlock();
+    conn().writer_token.store(0, std::memory_order_relaxed);
+});
 
-bool lookup_types(uint32_t t) {
-    return t == BPF_MAP_TYPE_ARRAY || t == BPF_MAP_TYPE_PERCPU_ARRAY || t == BPF_MAP_TYPE_HASH || t == BPF_MAP_TYPE_PERCPU_HASH ||
-           t == BPF_MAP_TYPE_LRU_HASH || t == BPF_MAP_TYPE_LRU_PERCPU_HASH;
+
+bool value_hash(uint32_t t) {
+    return t == BPF_MAP_TYPE_HASH || t == BPF_MAP_TYPE_PERCPU_HASH || t == BPF_MAP_TYPE_LRU_HASH || t == BPF_MAP_TYPE_LRU_PERCPU_HASH;
 }
+bool is_array(uint32_t t) { return t == BPF_MAP_TYPE_ARRAY || t == BPF_MAP_TYPE_PERCPU_ARRAY; }
 
-// MAP_LOOKUP_ELEM (no flags), and an array's GET_NEXT_KEY and MAP_UPDATE_ELEM, on an appliance
-// map, served from its memory: the syscall's result, or nothing for a call the appliance (or the
-// kernel) must serve.
+// MAP_LOOKUP_ELEM (no flags), MAP_UPDATE_ELEM, MAP_DELETE_ELEM and MAP_GET_NEXT_KEY on an
+// appliance array or value hash, served from its memory: the syscall's result, or nothing for a
+// call the appliance (or the kernel) must serve.
 // The attr, key and value are used where the caller has them, as a library's arguments are: a
 // null one is EFAULT, as from the kernel; one that points nowhere faults in the caller.
 std::optional<long> local_element_op(long cmd, long attr, long size) {
-    if ((cmd != BPF_MAP_LOOKUP_ELEM && cmd != BPF_MAP_GET_NEXT_KEY && cmd != BPF_MAP_UPDATE_ELEM) || !attr) return std::nullopt;
-    // Short: the appliance's checks. Only fields within `size` are read.
-    size_t need = cmd == BPF_MAP_GET_NEXT_KEY ? offsetof(union bpf_attr, next_key) + 8 : offsetof(union bpf_attr, flags) + 8;
-    if (size_t(size) < need) return std::nullopt;
+    size_t need;  // the attr fields the command reads; a shorter attr is the appliance's to refuse
+    switch (cmd) {
+    case BPF_MAP_LOOKUP_ELEM: case BPF_MAP_UPDATE_ELEM: need = offsetof(union bpf_attr, flags) + 8; break;
+    case BPF_MAP_GET_NEXT_KEY: need = offsetof(union bpf_attr, next_key) + 8; break;
+    case BPF_MAP_DELETE_ELEM: need = offsetof(union bpf_attr, key) + 8; break;
+    default: return std::nullopt;
+    }
+    if (!attr || size_t(size) < need) return std::nullopt;
     const auto& a = *reinterpret_cast<const union bpf_attr*>(attr);
     if (cmd == BPF_MAP_LOOKUP_ELEM && a.flags) return std::nullopt;
-    const uint64_t store = conn().store_dev.load(std::memory_order_acquire);  // set at the first connection
+    connection& c = conn();
+    const uint64_t store = c.store_dev.load(std::memory_order_acquire);  // set at the first connection
     if (!store) return std::nullopt;
     int fd = int(a.map_fd);
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_dev != store) return std::nullopt;
-    std::unique_ptr<xdprt::maps::view> stale;  // closes its fd after the lock is released
     std::lock_guard g(view_lock);
-    auto& slot = views()[fd];
-    if (!slot.v || slot.ino != st.st_ino) {
-        stale = std::move(slot.v);
+    auto it = views().find(fd);
+    if (it == views().end()) {
+        struct stat st;
+        if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_dev != store) return std::nullopt;
         auto v = xdprt::maps::view::open_writable(fd);  // an fd open read-only gets a read-only view
         if (!v) v = xdprt::maps::view::open(fd);
         if (!v) return std::nullopt;
-        slot.v = std::make_unique<xdprt::maps::view>(std::move(*v));
-        slot.ino = st.st_ino;
+        it = views().emplace(fd, cached_view{std::make_unique<xdprt::maps::view>(std::move(*v))}).first;
     }
-    const xdprt::maps::view& v = *slot.v;
+    const xdprt::maps::view& v = *it->second.v;
     const auto& sp = v.spec();
-    bool array = sp.type == BPF_MAP_TYPE_ARRAY || sp.type == BPF_MAP_TYPE_PERCPU_ARRAY;
-    if (cmd == BPF_MAP_UPDATE_ELEM) {
-        if (!array || !v.writable()) return std::nullopt;
+    if (!is_array(sp.type) && !value_hash(sp.type)) return std::nullopt;
+    const void* key = reinterpret_cast<const void*>(uintptr_t(a.key));
+    // The kernel's errno where the window answers; nothing (the appliance serves it) where it
+    // cannot: a read-only fd, BPF_F_LOCK, no spare element.
+    auto answer = [](const xdprt::result<void>& r) -> std::optional<long> {
+        if (r) return 0;
+        if (r.error().code == EOPNOTSUPP || r.error().code == EAGAIN) return std::nullopt;
+        return -long(r.error().code);
+    };
+    const uint32_t token = c.writer_token.load(std::memory_order_acquire);
+    switch (cmd) {
+    case BPF_MAP_UPDATE_ELEM:
+        if (!v.writable() || !token) return std::nullopt;
         if (!a.key || !a.value) return -EFAULT;
-        auto r = v.update_array(reinterpret_cast<const void*>(uintptr_t(a.key)), reinterpret_cast<const void*>(uintptr_t(a.value)), a.flags);
-        return r ? 0 : -long(r.error().code);
-    }
-    if (!lookup_types(sp.type) || (sp.flags & BPF_F_WRONLY)) return std::nullopt;
-    if (cmd == BPF_MAP_GET_NEXT_KEY) {
-        if (!array) return std::nullopt;
+        return answer(v.update(key, reinterpret_cast<const void*>(uintptr_t(a.value)), a.flags, token));
+    case BPF_MAP_DELETE_ELEM:
+        if (!value_hash(sp.type) || !v.writable() || !token) return std::nullopt;
+        if (!a.key) return -EFAULT;
+        return answer(v.erase(key, token));
+    case BPF_MAP_GET_NEXT_KEY: {
+        if (sp.flags & BPF_F_WRONLY) return std::nullopt;
+        void* next = reinterpret_cast<void*>(uintptr_t(a.next_key));
+        // As map_get_next_key: the type's answer first, then the copy to next_key (EFAULT).
+        if (value_hash(sp.type)) {
+            if (!v.writable() || !token) return std::nullopt;  // the walk takes the writer lock
+            std::vector<std::byte> found(sp.key_size);
+            auto r = answer(v.next_key(a.key ? key : nullptr, found.data(), token));
+            if (r && *r == 0) {
+                if (!next) return -EFAULT;
+                std::memcpy(next, found.data(), found.size());
+            }
+            return r;
+        }
         // array_map_get_next_key: no key or one past the end starts over; the last has none.
         uint32_t index = UINT32_MAX;
-        if (a.key) std::memcpy(&index, reinterpret_cast<const void*>(uintptr_t(a.key)), 4);
+        if (a.key) std::memcpy(&index, key, 4);
         if (a.key && index == sp.max_entries - 1) return -ENOENT;
-        if (!a.next_key) return -EFAULT;
-        uint32_t next = index >= sp.max_entries ? 0 : index + 1;
-        std::memcpy(reinterpret_cast<void*>(uintptr_t(a.next_key)), &next, 4);
+        if (!next) return -EFAULT;
+        uint32_t n = index >= sp.max_entries ? 0 : index + 1;
+        std::memcpy(next, &n, 4);
         return 0;
     }
-    if (!a.key || !a.value) return -EFAULT;
-    auto r = v.copy_out(reinterpret_cast<const void*>(uintptr_t(a.key)), reinterpret_cast<void*>(uintptr_t(a.value)));
-    if (!r) return r.error().code == ENOENT ? std::optional<long>(-ENOENT) : std::nullopt;
-    return 0;
+    default: {  // BPF_MAP_LOOKUP_ELEM
+        if (sp.flags & BPF_F_WRONLY) return std::nullopt;
+        if (!a.key || !a.value) return -EFAULT;
+        auto r = v.copy_out(key, reinterpret_cast<void*>(uintptr_t(a.value)));
+        if (!r) return r.error().code == ENOENT ? std::optional<long>(-ENOENT) : std::nullopt;
+        return 0;
+    }
+    }
 }
 
-// The view of `fd` goes with the client's fd; its own fd closes outside the lock (close comes
-// back here).
-void forget_view(int fd) {
-    std::unique_ptr<xdprt::maps::view> gone;
+// Runs `op`, which closes or replaces the fds [lo, hi], then drops the views cached for them, with
+// view_lock held throughout: no element operation in between can cache a file that is going. The
+// views' own fds close after the lock is released (their close comes back here).
+template <class Op>
+auto replacing_fds(long lo, long hi, Op op) {
+    std::vector<std::unique_ptr<xdprt::maps::view>> gone;
     std::lock_guard g(view_lock);
-    auto it = views().find(fd);
-    if (it == views().end()) return;
-    gone = std::move(it->second.v);
-    views().erase(it);
+    auto r = op();
+    for (auto it = views().lower_bound(int(std::clamp<long>(lo, 0, INT_MAX))); it != views().end() && it->first <= hi;) {
+        gone.push_back(std::move(it->second.v));
+        it = views().erase(it);
+    }
+    // `g` unlocks before `gone` closes anything: locals go in reverse order of declaration.
+    return r;
+}
+void forget_view(int fd) {
+    replacing_fds(fd, fd, [] { return 0; });
 }
 
 long shim_bpf(long cmd, long attr, long size) {
@@ -369,7 +423,10 @@ long shim_bpf(long cmd, long attr, long size) {
         errno = int(-rep.result);
         return -1;
     }
-    if (rep.flags & wire::carries_fd) return fd;
+    if (rep.flags & wire::carries_fd) {
+        forget_view(fd);  // a number freed behind our back (a raw syscall) has no view of its old file
+        return fd;
+    }
     return long(rep.result);
 }
 
@@ -754,8 +811,18 @@ int close(int fd) {
         std::lock_guard g(route_lock);
         route_sockets().erase(fd);
     }
-    forget_view(fd);
-    return real(fd);
+    return replacing_fds(fd, fd, [&] { return real(fd); });
+}
+
+int close_range(unsigned first, unsigned last, int flags) {
+    static auto real = next<int (*)(unsigned, unsigned, int)>("close_range");
+    if (flags & CLOSE_RANGE_CLOEXEC) return real(first, last, flags);  // closes nothing now
+    return replacing_fds(first, last, [&] { return real(first, last, flags); });
+}
+
+void closefrom(int lowfd) {
+    static auto real = next<void (*)(int)>("closefrom");
+    replacing_fds(lowfd, INT_MAX, [&] { real(lowfd); return 0; });
 }
 
 int epoll_ctl(int epfd, int op, int fd, struct epoll_event* event) {
@@ -766,13 +833,12 @@ int epoll_ctl(int epfd, int op, int fd, struct epoll_event* event) {
 // A view cached for the fd number a dup2/dup3 replaces goes with the file it replaced.
 int dup2(int oldfd, int newfd) {
     static auto real = next<int (*)(int, int)>("dup2");
-    if (oldfd != newfd) forget_view(newfd);
-    return real(oldfd, newfd);
+    if (oldfd == newfd) return real(oldfd, newfd);
+    return replacing_fds(newfd, newfd, [&] { return real(oldfd, newfd); });
 }
 int dup3(int oldfd, int newfd, int flags) {
     static auto real = next<int (*)(int, int, int)>("dup3");
-    if (oldfd != newfd) forget_view(newfd);
-    return real(oldfd, newfd, flags);
+    return replacing_fds(newfd, newfd, [&] { return real(oldfd, newfd, flags); });
 }
 
 // A kernel perf event (kprobe, tracepoint) cannot run a program of the appliance: said, and
@@ -847,8 +913,14 @@ long syscall(long number, ...) {
     long a[6];
     for (long& x : a) x = va_arg(ap, long);
     va_end(ap);
-    if (number == SYS_bpf) return shim_bpf(a[0], a[1], a[2]);
-    return kernel_syscall(number, a[0], a[1], a[2], a[3], a[4], a[5]);
+    auto pass = [&] { return kernel_syscall(number, a[0], a[1], a[2], a[3], a[4], a[5]); };
+    switch (number) {
+    case SYS_bpf: return shim_bpf(a[0], a[1], a[2]);
+    case SYS_close: return replacing_fds(a[0], a[0], pass);
+    case SYS_dup2: case SYS_dup3: return replacing_fds(a[1], a[1], pass);
+    case SYS_close_range: return (a[2] & CLOSE_RANGE_CLOEXEC) ? pass() : replacing_fds(a[0], a[1], pass);
+    default: return pass();
+    }
 }
 
 int statfs(const char* path, struct statfs* buf) {

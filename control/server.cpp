@@ -410,6 +410,13 @@ server::object_counts server::count() {
 
 const server_options& server::options() const { return _impl->opts; }
 
+void server::release_writer(uint32_t token, pid_t pid) {
+    std::lock_guard g(_impl->lock);
+    for (const auto& [id, o] : _impl->by_id[0])
+        if (o->map && maps::release_writer(*o->map, token))
+            fmt::print(stderr, "xdprt: map {} '{}': took its writer lock back from process {}, gone mid-write\n", id, o->name, pid);
+}
+
 result<object_ref> server::impl::client_object(int fd, int pidfd) {
     serving as(*this, pidfd);
     return from_any_fd(fd);

@@ -109,6 +109,11 @@ public:
 
     const server_options& options() const;
 
+    // A client (process `pid`) whose connection carried writer token `token` is gone: every map
+    // writer lock it still holds is taken back (it was killed mid-write through a map's shared
+    // memory), with a line on stderr naming the map.
+    void release_writer(uint32_t token, pid_t pid);
+
     // The message of the last failed command: what and where, for logs and tests.
     const std::string& last_error() const;
 

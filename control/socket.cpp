@@ -20,6 +20,7 @@
 #include <fmt/format.h>
 
 #include "control/wire.h"
+#include "maps/map.h"
 
 namespace xdprt::control {
 
@@ -29,6 +30,7 @@ struct peer {
     int fd = -1;
     pid_t pid = 0;
     int pidfd = -1;
+    uint32_t token = 0;    // what its map writes hold writer locks as (maps::writer_guard)
     bool refused = false;  // told why at once; closed once what it sent is read (else unix
                            // sockets reset the connection, and the reason is lost)
 };
@@ -97,6 +99,8 @@ struct control_socket::impl {
         }
         if (p.pidfd >= 0) close(p.pidfd);
         close(p.fd);
+        // A peer killed while writing a map through its shared memory held the map's writer lock.
+        if (p.token) srv.release_writer(p.token, p.pid);
     }
 
     // SO_PEERCRED: root, or in the configured group (primary or supplementary).
@@ -130,6 +134,7 @@ struct control_socket::impl {
                 (void)send_reply(fd, error_reply(ok.error().code, ok.error().message));
             } else {
                 p.pidfd = int(::syscall(SYS_pidfd_open, p.pid, 0));
+                p.token = maps::client_writer | uint32_t(p.pid);
             }
             epoll_event ev{};
             ev.events = EPOLLIN;
@@ -159,6 +164,7 @@ struct control_socket::impl {
         switch (wire::call(rq.call)) {
         case wire::call::hello: {
             wire::reply r;
+            r.result = p.token;
             r.store_dev = store_dev;
             copy_text(r.text, srv.options().pin_root.string());
             return send_reply(p.fd, r);

@@ -17,7 +17,9 @@ inline constexpr uint32_t magic = 0x52504458;  // "XDPR"
 inline constexpr uint16_t version = 1;
 
 enum class call : uint16_t {
-    hello = 1,            // answered with the server's store device and pin root
+    hello = 1,            // answered with the server's store device, pin root and, in result,
+                          // what the client's map writes through shared memory hold writer
+                          // locks as (maps::client_writer | its pid as the server sees it)
     bpf = 2,              // args: cmd, attr address, size
     perf_event_open = 3,  // args: attr address, pid, cpu, group_fd, flags
     fd_kind = 4,          // args: fd; answered with its anon inode name ("bpf-map", ...) in text

@@ -1,15 +1,21 @@
 // The control socket's admission (suite control): root is served; with a group configured, a
 // client whose primary or supplementary group it is is served; anyone else gets one EPERM reply
 // that says why (the socket file's mode is opened here so that the check reached is
-// SO_PEERCRED's, not the file's). Clients are forked children that drop to uid 65534.
+// SO_PEERCRED's, not the file's). Clients are forked children that drop to uid 65534. And a
+// client gone while it held a map's writer lock (writing through the map's shared memory) leaves
+// no map locked.
 #include <grp.h>
+#include <linux/bpf.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstring>
+#include <thread>
 #include <string>
 #include <vector>
 
@@ -17,6 +23,7 @@
 
 #include "control/socket.h"
 #include "control/wire.h"
+#include "maps/map.h"
 #include "scratch_pin_root.h"
 
 namespace xdprt::control {
@@ -132,6 +139,55 @@ TEST_F(ControlSocket, ALiveSocketIsNotTakenOverAStaleOneIs) {
     close(stale);
     auto third = control_socket::create(*_server, {_path, std::nullopt});
     EXPECT_TRUE(third) << third.error().message;
+}
+
+TEST_F(ControlSocket, AClientGoneMidWriteLeavesNoMapLocked) {
+    auto cs = open(std::nullopt);
+    ASSERT_TRUE(cs);
+    union bpf_attr a{};
+    a.map_type = BPF_MAP_TYPE_HASH;
+    a.key_size = 4;
+    a.value_size = 8;
+    a.max_entries = 4;
+    long map_fd = _server->bpf(BPF_MAP_CREATE, uint64_t(&a), sizeof a);
+    ASSERT_GE(map_fd, 0) << _server->last_error();
+    struct stat st;
+    ASSERT_EQ(fstat(int(map_fd), &st), 0);
+    void* mem = mmap(nullptr, size_t(st.st_size), PROT_READ | PROT_WRITE, MAP_SHARED, int(map_fd), 0);
+    ASSERT_NE(mem, MAP_FAILED);
+    auto* header = reinterpret_cast<maps::map_header*>(static_cast<std::byte*>(mem) + st.st_size - 4096);
+
+    // A client says hello and is given its writer token; then it "dies" holding the lock.
+    int s = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::strncpy(addr.sun_path, _path.c_str(), sizeof addr.sun_path - 1);
+    ASSERT_EQ(connect(s, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+    wire::request rq;
+    rq.call = uint16_t(wire::call::hello);
+    wire::reply rep;
+    ASSERT_EQ(send(s, &rq, sizeof rq, MSG_NOSIGNAL), ssize_t(sizeof rq));
+    ASSERT_EQ(recv(s, &rep, sizeof rep, 0), ssize_t(sizeof rep));
+    const uint32_t token = uint32_t(rep.result);
+    EXPECT_EQ(token, maps::client_writer | uint32_t(getpid())) << "a client writes as client_writer | its pid";
+    header->writer_lock.store(token);
+    close(s);
+
+    auto until = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (header->writer_lock.load() != 0 && std::chrono::steady_clock::now() < until)
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    EXPECT_EQ(header->writer_lock.load(), 0u) << "the lock of a client that is gone was not taken back";
+    uint32_t key = 1;
+    uint64_t value = 2;
+    union bpf_attr u{};
+    u.map_fd = uint32_t(map_fd);
+    u.key = uint64_t(&key);
+    u.value = uint64_t(&value);
+    if (header->writer_lock.load() == 0) {
+        EXPECT_EQ(_server->bpf(BPF_MAP_UPDATE_ELEM, uint64_t(&u), sizeof u), 0) << _server->last_error();
+    }
+    munmap(mem, size_t(st.st_size));
+    close(int(map_fd));
 }
 
 }  // namespace

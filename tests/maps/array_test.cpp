@@ -297,15 +297,15 @@ TEST(MapView, AWritableWindowUpdatesArraysInPlaceWithTheKernelsChecks) {
     EXPECT_TRUE(w->writable());
     uint32_t k = 3;
     uint64_t v = 0x1122334455667788, out = 0;
-    ASSERT_EQ(code(w->update_array(&k, &v, BPF_ANY)), 0);
+    ASSERT_EQ(code(w->update(&k, &v, BPF_ANY, client_writer | 7)), 0);
     ASSERT_EQ(code(lookup_elem(*a, &k, &out, 0)), 0);
     EXPECT_EQ(out, v) << "the creator sees the window's write";
-    EXPECT_EQ(code(w->update_array(&k, &v, BPF_NOEXIST)), EEXIST);
+    EXPECT_EQ(code(w->update(&k, &v, BPF_NOEXIST, client_writer | 7)), EEXIST);
     k = 4;
-    EXPECT_EQ(code(w->update_array(&k, &v, BPF_ANY)), E2BIG);
+    EXPECT_EQ(code(w->update(&k, &v, BPF_ANY, client_writer | 7)), E2BIG);
     ASSERT_EQ(code(freeze(*a)), 0);
     k = 0;
-    EXPECT_EQ(code(w->update_array(&k, &v, BPF_ANY)), EPERM) << "frozen, seen through the shared header";
+    EXPECT_EQ(code(w->update(&k, &v, BPF_ANY, client_writer | 7)), EPERM) << "frozen, seen through the shared header";
 
     auto p = must_create(make_spec(BPF_MAP_TYPE_PERCPU_ARRAY, 4, 4, 2));
     auto pw = view::open_writable(p->memfd());
@@ -313,18 +313,19 @@ TEST(MapView, AWritableWindowUpdatesArraysInPlaceWithTheKernelsChecks) {
     std::vector<uint64_t> in(ncpu), got(ncpu);  // per CPU: 4 bytes, rounded up to 8
     for (uint32_t c = 0; c < ncpu; ++c) in[c] = 100 + c;
     k = 1;
-    ASSERT_EQ(code(pw->update_array(&k, in.data(), BPF_EXIST)), 0);
+    ASSERT_EQ(code(pw->update(&k, in.data(), BPF_EXIST, client_writer | 7)), 0);
     ASSERT_EQ(code(lookup_elem(*p, &k, got.data(), 0)), 0);
     EXPECT_EQ(got, in);
 
-    auto h = must_create(make_spec(BPF_MAP_TYPE_HASH, 4, 8, 4));
-    auto hw = view::open_writable(h->memfd());
-    ASSERT_TRUE(hw.has_value());
-    EXPECT_EQ(code(hw->update_array(&k, &v, BPF_ANY)), EOPNOTSUPP) << "hash memory is reclaimed by its owner";
+    auto q = must_create(make_spec(BPF_MAP_TYPE_QUEUE, 0, 8, 4));
+    auto qw = view::open_writable(q->memfd());
+    ASSERT_TRUE(qw.has_value());
+    EXPECT_EQ(code(qw->update(nullptr, &v, BPF_ANY, client_writer | 7)), EOPNOTSUPP) << "queues are the appliance's to write";
+    EXPECT_EQ(code(pw->update(&k, in.data(), BPF_ANY, in_process_writer)), EINVAL) << "a window writes with a client's token";
     auto ro = view::open(a->memfd());
     ASSERT_TRUE(ro.has_value());
     EXPECT_FALSE(ro->writable());
-    EXPECT_EQ(code(ro->update_array(&k, &v, BPF_ANY)), EOPNOTSUPP);
+    EXPECT_EQ(code(ro->update(&k, &v, BPF_ANY, client_writer | 7)), EOPNOTSUPP);
 }
 
 }  // namespace

@@ -1,7 +1,12 @@
 // HASH, PERCPU_HASH, LRU_HASH, LRU_PERCPU_HASH against the kernel's errnos (each case checked on
 // the 6.18 host with libbpf): creation, update flags, lookup/delete, iteration, the per-CPU
 // layout, BPF_F_LOCK, LRU eviction, a full HASH, and an 8M-entry LRU.
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <chrono>
+#include <thread>
 #include <random>
 
 #include "maps_test_util.h"
@@ -295,6 +300,125 @@ TEST(HashMap, LookupAndDeleteHidesTheLockWord) {
     EXPECT_EQ(out.a, 3u);
     EXPECT_EQ(out.lock, 0u) << "the kernel never shows the lock word";
     EXPECT_EQ(out.b, 4u);
+}
+
+// A window (maps::view) writes as a client in another process does, through the shared memory:
+// the creator sees every write, and the window's answers are the kernel's.
+TEST_P(HashMaps, AWritableWindowWritesWithTheKernelsAnswers) {
+    const uint32_t t = type(), token = client_writer | 7;
+    auto m = must_create(make_spec(t, 4, 8, 4));
+    auto w = view::open_writable(m->memfd());
+    ASSERT_TRUE(w.has_value()) << w.error().message;
+    auto v = user_value(0x1122), got = user_value(0);
+    uint32_t k = 1, next = 0;
+    ASSERT_EQ(code(w->update(&k, v.data(), BPF_NOEXIST, token)), 0);
+    ASSERT_EQ(code(lookup_elem(*m, &k, got.data(), 0)), 0);
+    EXPECT_EQ(got, v) << "the creator sees the window's insert";
+    EXPECT_EQ(code(w->update(&k, v.data(), BPF_NOEXIST, token)), EEXIST);
+    uint32_t absent = 9;
+    EXPECT_EQ(code(w->update(&absent, v.data(), BPF_EXIST, token)), ENOENT);
+    v = user_value(0x3344);
+    ASSERT_EQ(code(w->update(&k, v.data(), BPF_EXIST, token)), 0);
+    ASSERT_EQ(code(lookup_elem(*m, &k, got.data(), 0)), 0);
+    EXPECT_EQ(got, v) << "the creator sees the window's replace";
+    for (uint32_t more = 2; more <= 4; ++more) ASSERT_EQ(code(w->update(&more, v.data(), BPF_ANY, token)), 0);
+    uint32_t fifth = 5;
+    EXPECT_EQ(code(w->update(&fifth, v.data(), BPF_ANY, token)), lru(t) ? 0 : E2BIG);
+    EXPECT_EQ(code(w->update(&k, v.data(), 8, token)), EINVAL) << "unknown flag";
+    EXPECT_EQ(code(w->update(&k, v.data(), BPF_F_LOCK, token)), EOPNOTSUPP) << "BPF_F_LOCK is the appliance's";
+    std::vector<uint32_t> walked;
+    for (const void* at = nullptr; code(w->next_key(at, &next, token)) == 0; at = &next) walked.push_back(next);
+    EXPECT_EQ(walked, testing::walk_keys<uint32_t>(*m)) << "the window walks in the creator's order";
+    uint32_t live = walked.front();
+    ASSERT_EQ(code(w->erase(&live, token)), 0);
+    EXPECT_EQ(code(lookup_elem(*m, &live, got.data(), 0)), ENOENT) << "the creator sees the window's delete";
+    EXPECT_EQ(code(w->erase(&live, token)), ENOENT);
+    ASSERT_EQ(code(freeze(*m)), 0);
+    EXPECT_EQ(code(w->update(&live, v.data(), BPF_ANY, token)), EPERM) << "frozen, seen through the shared header";
+    EXPECT_EQ(code(w->erase(&k, token)), EPERM);
+    auto ro = view::open(m->memfd());
+    ASSERT_TRUE(ro.has_value());
+    EXPECT_EQ(code(ro->update(&k, v.data(), BPF_ANY, token)), EOPNOTSUPP);
+    EXPECT_EQ(code(ro->erase(&k, token)), EOPNOTSUPP);
+}
+
+TEST(HashWindow, WhatAWindowUnlinksWaitsForTheCreatorsReaders) {
+    // The window cannot see the creator's readers, so it never reuses what it unlinks; the
+    // creator stamps those elements with its own epoch and reuses them once its readers pass.
+    const uint32_t token = client_writer | 7;
+    auto m = must_create(make_spec(BPF_MAP_TYPE_HASH, 4, 8, 4));
+    auto w = view::open_writable(m->memfd());
+    ASSERT_TRUE(w.has_value()) << w.error().message;
+    uint32_t k = 0, other = 1;
+    uint64_t v = 0;
+    ASSERT_EQ(code(update_elem(*m, &k, &v, BPF_ANY)), 0);
+    {
+        testing::program_thread stuck;  // holds the pointer below until it passes a quiescent point
+        const auto* held = static_cast<const uint64_t*>(m->ops().lookup(*m, &k));
+        ASSERT_NE(held, nullptr);
+        int err = 0;
+        uint64_t n = 0;
+        while (n < 10000 && err == 0) {
+            v = ++n;
+            err = code(w->update(&k, &v, BPF_EXIST, token));
+        }
+        EXPECT_EQ(err, EAGAIN) << "the window ran out of spares instead of reusing its own retired elements";
+        EXPECT_GT(n, 250u) << "every never-used element is a spare";
+        EXPECT_EQ(*held, 0u) << "the element a program holds was reused";
+        EXPECT_EQ(code(update_elem(*m, &other, &v, BPF_ANY)), ENOMEM) << "the creator's reader has not passed";
+        EXPECT_EQ(*held, 0u) << "the element a program holds was reused";
+    }
+    EXPECT_EQ(code(update_elem(*m, &other, &v, BPF_ANY)), 0) << "the creator reclaims the window's elements";
+    for (int i = 0; i < 200; ++i) {
+        v = 100000 + i;
+        ASSERT_EQ(code(w->update(&k, &v, BPF_EXIST, token)), 0) << "the window reuses what the creator reclaimed, " << i;
+    }
+    uint64_t got = 0;
+    ASSERT_EQ(code(lookup_elem(*m, &k, &got, 0)), 0);
+    EXPECT_EQ(got, v);
+}
+
+TEST(HashWindow, AWriterLockHeldByAGoneClientIsTakenBack) {
+    auto m = must_create(make_spec(BPF_MAP_TYPE_HASH, 4, 8, 4));
+    const uint32_t gone = client_writer | 9;
+    m->header().writer_lock.store(gone);  // a client killed in the middle of a write
+    EXPECT_FALSE(release_writer(*m, client_writer | 8)) << "another client's token";
+    EXPECT_FALSE(release_writer(*m, in_process_writer));
+    EXPECT_TRUE(release_writer(*m, gone));
+    EXPECT_FALSE(release_writer(*m, gone)) << "free already";
+
+    // A writer of the appliance finds the holder dead (exited, reaped or not) and takes the lock.
+    for (bool reaped : {true, false}) {
+        pid_t child = fork();
+        if (child == 0) _exit(0);
+        if (reaped) waitpid(child, nullptr, 0);
+        else while (!testing::is_zombie(child)) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        m->header().writer_lock.store(client_writer | uint32_t(child));
+        uint32_t k = reaped;
+        uint64_t v = 1;
+        EXPECT_EQ(code(update_elem(*m, &k, &v, BPF_ANY)), 0) << (reaped ? "reaped" : "a zombie");
+        EXPECT_EQ(m->ops().update(*m, &k, &v, BPF_ANY), 0) << "program side";
+        EXPECT_EQ(m->header().writer_lock.load(), 0u);
+        if (!reaped) waitpid(child, nullptr, 0);
+    }
+
+    // A live holder that does not let go (a stopped client): programs give up at once with EBUSY,
+    // syscalls after a second, naming it; a window hands the write to the appliance (EAGAIN).
+    const uint32_t live = client_writer | uint32_t(getpid());
+    m->header().writer_lock.store(live);
+    uint32_t k = 3;
+    uint64_t v = 1;
+    EXPECT_EQ(m->ops().update(*m, &k, &v, BPF_ANY), -EBUSY);
+    EXPECT_EQ(m->ops().erase(*m, &k), -EBUSY);
+    auto r = update_elem(*m, &k, &v, BPF_ANY);
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().code, EBUSY);
+    EXPECT_NE(r.error().message.find(std::to_string(getpid())), std::string::npos) << r.error().message;
+    auto w = view::open_writable(m->memfd());
+    ASSERT_TRUE(w.has_value());
+    EXPECT_EQ(code(w->update(&k, &v, BPF_ANY, client_writer | 5)), EAGAIN);
+    EXPECT_EQ(m->header().writer_lock.load(), live) << "a live holder keeps its lock";
+    m->header().writer_lock.store(0);
 }
 
 }  // namespace

@@ -84,4 +84,13 @@ struct program_thread {
     ~program_thread() { reader.offline(); }
 };
 
+// True when process `pid` has exited and waits to be reaped.
+inline bool is_zombie(pid_t pid) {
+    std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
+    std::string line;
+    std::getline(f, line);
+    auto close = line.rfind(')');
+    return close != std::string::npos && close + 2 < line.size() && line[close + 2] == 'Z';
+}
+
 }  // namespace xdprt::maps::testing

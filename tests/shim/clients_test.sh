@@ -240,6 +240,23 @@ sleep 0.5
 after=$(count_objects)
 check "programs of killed clients are released ($before before, $after after)" test "$after" = "$before"
 
+# ---- clients killed while writing a hash map through its shared memory ----
+# Each writer rewrites 4 KiB values under the map's writer lock; killed at a random moment, it may
+# die holding it. Whoever writes next must not wait forever: the appliance takes the lock back.
+W bpftool map create /sys/fs/bpf/hammered type hash key 4 value 4096 entries 16 name hammered
+stuck=0
+for k in 1 2 3 4 5 6 7 8 9 10; do
+  ip netns exec "$app" "$XDPRT" with --socket "$SOCK" -- "$FD_SEMANTICS" --hammer /sys/fs/bpf/hammered 10 &
+  victim=$!
+  sleep "0.$((RANDOM % 3 + 1))$k"
+  kill -9 "$victim" 2>/dev/null || true
+  wait "$victim" 2>/dev/null || true
+  timeout 10 ip netns exec "$app" "$XDPRT" with --socket "$SOCK" -- "$FD_SEMANTICS" --hammer /sys/fs/bpf/hammered 0 || stuck=$((stuck + 1))
+done
+echo "  writer locks taken back from killed writers: $(grep -c 'took its writer lock back' "$E2E_DIR/app.log" || true) of 10 kills"
+check "writers killed mid-write leave the hash map writable ($stuck of 10 next writers stuck)" test "$stuck" = 0
+rm -f "$PIN/hammered"
+
 # ---- garbage on the control socket ----
 ip netns exec "$app" python3 - "$SOCK" >"$E2E_DIR/fuzz" <<'PY'
 import os, random, socket, struct, sys, time

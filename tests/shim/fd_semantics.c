@@ -2,11 +2,15 @@
 // through `xdprt with`, and against the kernel): dup, dup2, close of the original, fork (the child
 // uses the inherited fd), exec with an inherited fd, mmap of a BPF_F_MMAPABLE array (the mapping
 // and bpf() see the same values), a ring buffer read with libbpf's ring_buffer (mmap and epoll),
-// and a kernel perf event refusing a program that uses the map. Prints one line per check; exit
-// status 1 on a failure.
+// a kernel perf event refusing a program that uses the map, an fd number freed (close, the raw
+// close syscall, close_range) and reused naming the new map, and a hash map written by a forked
+// child. Prints one line per check; exit status 1 on a failure.
 //
-// usage: fd_semantics            (the parent run)
-//        fd_semantics --exec FD  (the image exec'd with FD inherited)
+// usage: fd_semantics                     (the parent run)
+//        fd_semantics --exec FD           (the image exec'd with FD inherited)
+//        fd_semantics --hammer PIN SECS   (rewrites 4 KiB values of the pinned hash map PIN:
+//                                          1000 times, then on for at most SECS seconds and 10M
+//                                          updates; a writer the suite kills mid-write)
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <errno.h>
@@ -19,6 +23,7 @@
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 static int failures;
@@ -44,12 +49,78 @@ static uint64_t value_at(int fd, uint32_t key) {
     return v;
 }
 
+static int hammer(const char *pin, int seconds) {
+    int fd = bpf_obj_get(pin);
+    if (fd < 0) {
+        perror(pin);
+        return 1;
+    }
+    static uint64_t value[512];
+    time_t end = time(NULL) + seconds;
+    for (uint64_t n = 0; n < 10000000 && (n < 1000 || time(NULL) < end); ++n) {
+        uint32_t key = (uint32_t)(n % 16);
+        value[0] = n;
+        if (bpf_map_update_elem(fd, &key, value, BPF_ANY) != 0) {
+            perror("update");
+            return 1;
+        }
+    }
+    return 0;
+}
+
+// Closes `fd` one of three ways, then creates a hash map, which takes the lowest free number.
+static int close_and_recreate(int fd, int how) {
+    if (how == 0) close(fd);
+    else if (how == 1) syscall(SYS_close, fd);
+    else syscall(SYS_close_range, fd, fd, 0);
+    return bpf_map_create(BPF_MAP_TYPE_HASH, "fdsem_reuse", 4, 8, 8, NULL);
+}
+
 int main(int argc, char **argv) {
     if (argc == 3 && !strcmp(argv[1], "--exec")) {
         int fd = atoi(argv[2]);
         check("exec: the inherited fd still names the map", value_at(fd, 1) == 42);
         return failures ? 1 : 0;
     }
+    if (argc == 4 && !strcmp(argv[1], "--hammer")) return hammer(argv[2], atoi(argv[3]));
+
+    // An fd number freed and taken again names the new map, however it was closed.
+    const char *ways[] = {"close", "the close syscall", "close_range"};
+    int reuse = bpf_map_create(BPF_MAP_TYPE_HASH, "fdsem_reuse", 4, 8, 8, NULL);
+    for (int how = 0; how < 3 && reuse >= 0; ++how) {
+        uint32_t k0 = 0;
+        uint64_t mine = 1000 + how;
+        int ok = bpf_map_update_elem(reuse, &k0, &mine, BPF_ANY) == 0 && value_at(reuse, 0) == mine;
+        int again = close_and_recreate(reuse, how);
+        char what[96];
+        snprintf(what, sizeof what, "a number freed by %s and reused names the new map", ways[how]);
+        check(what, ok && again == reuse && value_at(again, 0) == UINT64_MAX && errno == ENOENT);
+        reuse = again;
+    }
+    close(reuse);
+
+    // A hash map written by a forked child (a connection of its own) and by its parent.
+    int hash = bpf_map_create(BPF_MAP_TYPE_HASH, "fdsem_hash", 4, 8, 64, NULL);
+    pid_t writer_child = fork();
+    if (writer_child == 0) {
+        int ok = 1;
+        for (uint32_t k = 0; k < 32; ++k) {
+            uint64_t v = 500 + k;
+            ok &= bpf_map_update_elem(hash, &k, &v, BPF_ANY) == 0;
+        }
+        uint32_t gone = 7;
+        ok &= bpf_map_delete_elem(hash, &gone) == 0;
+        _exit(ok ? 0 : 1);
+    }
+    int hash_status = 0;
+    waitpid(writer_child, &hash_status, 0);
+    uint32_t walked = 0, at = 0, next = 0;
+    for (const uint32_t *k = NULL; bpf_map_get_next_key(hash, k, &next) == 0; k = &at, at = next) ++walked;
+    check("fork: a child's hash updates and delete reach the parent",
+          WIFEXITED(hash_status) && WEXITSTATUS(hash_status) == 0 && value_at(hash, 31) == 531 &&
+          value_at(hash, 7) == UINT64_MAX && walked == 31);
+    close(hash);
+
     LIBBPF_OPTS(bpf_map_create_opts, opts, .map_flags = BPF_F_MMAPABLE);
     int fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, "fdsem", 4, 8, 512, &opts);
     check("create an mmapable array", fd >= 0);

@@ -1,7 +1,7 @@
 // The bpf() map commands (map.h): the generic part of kernel/bpf/syscall.c's map_lookup_elem,
 // map_update_elem, map_delete_elem, map_get_next_key, map_lookup_and_delete_elem and map_freeze,
 // in the kernel's order of checks, in front of each type's syscall-side op. And view, the
-// read-only window other processes open on a map's memfd.
+// window other processes open on a map's memfd.
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -99,10 +99,46 @@ result<void> freeze(map& m) {
 result<view> view::open(int memfd) { return open_window(memfd, false); }
 result<view> view::open_writable(int memfd) { return open_window(memfd, true); }
 
-result<void> view::update_array(const void* key, const void* value, uint64_t flags) const {
-    if (_map->read_only() || (_map->type() != BPF_MAP_TYPE_ARRAY && _map->type() != BPF_MAP_TYPE_PERCPU_ARRAY))
+bool view::value_hash() const {
+    switch (_map->type()) {
+    case BPF_MAP_TYPE_HASH: case BPF_MAP_TYPE_PERCPU_HASH: case BPF_MAP_TYPE_LRU_HASH: case BPF_MAP_TYPE_LRU_PERCPU_HASH:
+        return true;
+    default:
+        return false;
+    }
+}
+
+result<void> view::update(const void* key, const void* value, uint64_t flags, uint32_t owner) const {
+    bool array = _map->type() == BPF_MAP_TYPE_ARRAY || _map->type() == BPF_MAP_TYPE_PERCPU_ARRAY;
+    if (_map->read_only() || !(array || value_hash()))
         return fail(EOPNOTSUPP, "{}: no updates through a window", type_name(_map->type()));
-    return update_elem(*_map, key, value, flags);
+    if (flags & BPF_F_LOCK) return fail(EOPNOTSUPP, "BPF_F_LOCK updates are the appliance's to serve");
+    if (!(owner & client_writer)) return fail(EINVAL, "a window writes as a client (client_writer | pid), not as {:#x}", owner);
+    _map->_writer_owner = owner;
+    auto r = update_elem(*_map, key, value, flags);
+    if (!r && r.error().code == ENOMEM && value_hash())
+        return fail(EAGAIN, "every spare element waits for the appliance to reclaim it");
+    return for_the_appliance(std::move(r));
+}
+
+// A lock the window waited too long for: the appliance can tell whether its holder died.
+result<void> view::for_the_appliance(result<void> r) {
+    if (!r && r.error().code == EBUSY) return fail(EAGAIN, "{}; the appliance serves it", r.error().message);
+    return r;
+}
+
+result<void> view::erase(const void* key, uint32_t owner) const {
+    if (_map->read_only() || !value_hash()) return fail(EOPNOTSUPP, "{}: no deletes through a window", type_name(_map->type()));
+    if (!(owner & client_writer)) return fail(EINVAL, "a window writes as a client (client_writer | pid), not as {:#x}", owner);
+    _map->_writer_owner = owner;
+    return for_the_appliance(delete_elem(*_map, key));
+}
+
+result<void> view::next_key(const void* key, void* next, uint32_t owner) const {
+    if (_map->read_only() || !value_hash()) return fail(EOPNOTSUPP, "{}: no get_next_key through a window", type_name(_map->type()));
+    if (!(owner & client_writer)) return fail(EINVAL, "a window writes as a client (client_writer | pid), not as {:#x}", owner);
+    _map->_writer_owner = owner;
+    return for_the_appliance(get_next_key(*_map, key, next));
 }
 
 result<view> view::open_window(int memfd, bool writable) {
@@ -113,6 +149,7 @@ result<view> view::open_window(int memfd, bool writable) {
     size_t bytes = size_t(st.st_size);
     std::unique_ptr<map> m(new map());
     m->_read_only = !writable;
+    m->_foreign = true;
     m->_memfd = fcntl(memfd, F_DUPFD_CLOEXEC, 0);
     if (m->_memfd < 0) return fail(errno, "dup: {}", strerror(errno));
     void* p = mmap(nullptr, bytes, writable ? PROT_READ | PROT_WRITE : PROT_READ, MAP_SHARED | MAP_NORESERVE, m->_memfd, 0);

@@ -7,7 +7,8 @@
 // chain it ends, as the kernel's hlist_nulls: a lock-free reader that ends on another bucket's
 // marker was moved by a concurrent reuse and restarts.
 //
-// Writers (program updates, syscalls) hold the map's writer lock. Readers never lock:
+// Writers (program updates, syscalls, and clients writing through a view) hold the map's writer
+// lock. Readers never lock:
 //   - programs (lookup): the element stays valid until the program's thread passes a quiescent
 //     point, because unlinked elements wait on the retired list for qsbr::safe().
 //   - userspace copies (copy_out): validated by the element's sequence counter (odd while it is
@@ -15,6 +16,12 @@
 // An update of an existing key links a new element in the old one's place (readers see the old or
 // the new value, never a mix), except per-CPU values and BPF_F_LOCK updates, which are copied in
 // place as the kernel does.
+//
+// Reclamation across processes: a writer in another process (maps::view, the preload shim) cannot
+// tell when the appliance's readers are done with what it unlinks, so it retires elements with
+// the pending tag and never reclaims. The appliance's writer stamps pending elements with an epoch
+// of its own when reclaim() meets them (the unlink happened before: the writer lock orders them),
+// and they are reused once its readers have passed a quiescent point after that.
 //
 // Capacity: max_entries live elements, as the kernel counts them; the pool has slack beyond that for
 // elements waiting out a grace period. LRU types evict with a CLOCK sweep over the pool when full:
@@ -38,6 +45,7 @@ namespace {
 constexpr uint32_t hash_flags = BPF_F_NO_PREALLOC | BPF_F_NO_COMMON_LRU | BPF_F_NUMA_NODE | access_mask | BPF_F_ZERO_SEED;
 constexpr uint32_t no_elem = 0;  // list heads: index + 1, 0 for none
 constexpr uint32_t max_htab_entries = 1u << 27;
+constexpr uint64_t pending_tag = UINT64_MAX;  // retired by another process: not yet stamped
 
 enum elem_state : uint8_t { state_free, state_live, state_retired };
 
@@ -153,11 +161,17 @@ struct table {
 
     std::atomic<uint64_t>& count() const { return *reinterpret_cast<std::atomic<uint64_t>*>(&h.type_state[s_count]); }
 
-    // Moves retired elements whose grace period ended to the free list. Writer lock held.
+    // Moves retired elements whose grace period ended to the free list. Writer lock held. Not in
+    // another process (foreign), whose QSBR domain does not know the appliance's readers.
     void reclaim() {
-        const uint64_t safe_to = qsbr::process().horizon();  // one slot scan for the whole list
+        if (m.foreign()) return;
+        uint64_t safe_to = qsbr::process().horizon();  // one slot scan for the whole list
         while (uint32_t r = uint32_t(h.type_state[s_retired_head])) {
             elem& e = at(r - 1);
+            if (e.retired_tag == pending_tag) {
+                stamp_pending(e);
+                safe_to = qsbr::process().horizon();
+            }
             if (e.retired_tag > safe_to) break;
             h.type_state[s_retired_head] = e.list_next;
             if (e.list_next == no_elem) h.type_state[s_retired_tail] = no_elem;
@@ -176,9 +190,19 @@ struct table {
         return &e;
     }
 
+    // Gives `first` and every pending element after it on the retired list one epoch of this
+    // process: they were unlinked before this writer took the lock.
+    void stamp_pending(elem& first) {
+        const uint64_t stamp = qsbr::process().retire();
+        for (elem* e = &first;; e = &at(e->list_next - 1)) {
+            if (e->retired_tag == pending_tag) e->retired_tag = stamp;
+            if (e->list_next == no_elem) break;
+        }
+    }
+
     void retire(elem& e) {
         e.state = state_retired;
-        e.retired_tag = qsbr::process().retire();
+        e.retired_tag = m.foreign() ? pending_tag : qsbr::process().retire();
         e.list_next = no_elem;
         uint32_t self = index(e) + 1;
         if (uint32_t t = uint32_t(h.type_state[s_retired_tail])) at(t - 1).list_next = self;
@@ -225,6 +249,13 @@ struct table {
         return false;
     }
 };
+
+// A syscall-side writer that gave up on the lock (writer_guard): who holds it.
+result<void> busy(const writer_guard& g) {
+    if (g.holder() & client_writer)
+        return fail(EBUSY, "the map's writer lock is held by process {}, which does not let go", g.holder() & ~client_writer);
+    return fail(EBUSY, "the map's writer lock is held by the appliance");
+}
 
 struct held_refs {
     std::mutex lock;
@@ -360,7 +391,8 @@ long hash_update(map& m, const void* key, const void* value, uint64_t flags) noe
     if (holds_objects(m.type())) return -EOPNOTSUPP;
     if ((flags & BPF_F_LOCK) && m.spec().spin_lock_off < 0) return -EINVAL;
     table t(m);
-    writer_guard g(t.h);
+    writer_guard g(t.m, lock_wait::program);
+    if (!g.held()) return -EBUSY;
     auto write = [&](elem& e) {
         std::byte* v = t.value(e);
         if (is_pcpu(m.type())) {
@@ -399,7 +431,8 @@ long erase_locked(map& m, table& t, const void* key) {
 
 long hash_erase(map& m, const void* key) noexcept {
     table t(m);
-    writer_guard g(t.h);
+    writer_guard g(t.m, lock_wait::program);
+    if (!g.held()) return -EBUSY;
     return erase_locked(m, t, key);
 }
 
@@ -436,7 +469,8 @@ long copy_stable(table& t, const void* key, void* out, uint64_t flags) {
     }
     // A writer kept rewriting the chain: fall back to reading under the lock.
     if (t.m.read_only()) return -EAGAIN;
-    writer_guard g(t.h);
+    writer_guard g(t.m);
+    if (!g.held()) return -EBUSY;
     elem* e = t.find(key, hash);
     if (!e) return -ENOENT;
     copy_elem_out(t, *e, out, flags);
@@ -446,6 +480,7 @@ long copy_stable(table& t, const void* key, void* out, uint64_t flags) {
 result<void> hash_copy_out(map& m, const void* key, void* value, uint64_t flags) {
     table t(m);
     if (long r = copy_stable(t, key, value, flags); r == -ENOENT) return fail(ENOENT, "no such key");
+    else if (r == -EBUSY) return fail(EBUSY, "the map's writer lock is held and not let go");
     else if (r < 0) return fail(int(-r), "the key's chain kept changing");
     return {};
 }
@@ -454,7 +489,6 @@ result<void> hash_store(map& m, const void* key, const void* value, uint64_t fla
     if (holds_objects(m.type())) return fail(EINVAL, "fd maps take objects: the server resolves the fd first");
     if ((flags & BPF_F_LOCK) && m.spec().spin_lock_off < 0) return fail(EINVAL, "BPF_F_LOCK on a value without a bpf_spin_lock");
     table t(m);
-    writer_guard g(t.h);
     auto write = [&](elem& e) {
         if (is_pcpu(m.type())) copy_percpu_in(t.value(e), static_cast<const std::byte*>(value), round8(m.spec().value_size), m.spec().value_size);
         else init_value(m, t.value(e), value);
@@ -463,7 +497,22 @@ result<void> hash_store(map& m, const void* key, const void* value, uint64_t fla
         if (is_pcpu(m.type())) copy_percpu_in(t.value(e), static_cast<const std::byte*>(value), round8(m.spec().value_size), m.spec().value_size);
         else copy_value_in(m, t.value(e), value, flags);
     };
-    if (long r = upsert(t, key, flags, write, in_place); r < 0) return fail(int(-r), "update: {}", strerror(int(-r)));
+    long r;
+    {
+        writer_guard g(t.m);
+        if (!g.held()) return busy(g);
+        r = upsert(t, key, flags, write, in_place);
+    }
+    // Every spare element was waiting out a grace period (replaced and deleted elements, perhaps
+    // many from a client writing through a view): a syscall may wait for one, briefly (a reader
+    // stuck in a program keeps the ENOMEM); a program may not wait. Not under the writer lock: a
+    // program waiting for it would never reach its quiescent point.
+    if (r == -ENOMEM && !m.foreign() && qsbr::process().synchronize_for(std::chrono::milliseconds(50))) {
+        writer_guard g(t.m);
+        if (!g.held()) return busy(g);
+        r = upsert(t, key, flags, write, in_place);
+    }
+    if (r < 0) return fail(int(-r), "update: {}", strerror(int(-r)));
     return {};
 }
 
@@ -472,7 +521,8 @@ result<void> hash_store_object(map& m, const void* key, held_object obj, uint64_
     // __dev_map_hash_update_elem honours NOEXIST but not EXIST: a missing key is inserted.
     if (m.type() == BPF_MAP_TYPE_DEVMAP_HASH && flags == BPF_EXIST) flags = BPF_ANY;
     table t(m);
-    writer_guard g(t.h);
+    writer_guard g(t.m);
+    if (!g.held()) return busy(g);
     elem* written = nullptr;
     auto write = [&](elem& e) {
         uint32_t v[2] = {m.type() == BPF_MAP_TYPE_DEVMAP_HASH ? obj.extra : obj.id,
@@ -496,7 +546,8 @@ result<void> hash_store_object(map& m, const void* key, held_object obj, uint64_
 
 result<void> hash_remove(map& m, const void* key) {
     table t(m);
-    writer_guard g(t.h);
+    writer_guard g(t.m);
+    if (!g.held()) return busy(g);
     if (erase_locked(m, t, key) < 0) return fail(ENOENT, "no such key");
     return {};
 }
@@ -505,7 +556,8 @@ result<void> hash_remove(map& m, const void* key) {
 // bucket; a missing key restarts from the first bucket.
 result<void> hash_next_key(map& m, const void* key, void* next) {
     table t(m);
-    writer_guard g(t.h);
+    writer_guard g(t.m);
+    if (!g.held()) return busy(g);
     uint64_t b = 0;
     if (key) {
         uint32_t hash = t.hash(key);
@@ -532,7 +584,8 @@ result<void> hash_lookup_and_delete(map& m, const void* key, void* value, uint64
     if ((flags & BPF_F_LOCK) && (is_pcpu(m.type()) || m.spec().spin_lock_off < 0))
         return fail(EINVAL, "BPF_F_LOCK on a value without a bpf_spin_lock");
     table t(m);
-    writer_guard g(t.h);
+    writer_guard g(t.m);
+    if (!g.held()) return busy(g);
     std::atomic<uint32_t>* link = nullptr;
     elem* e = t.find_linked(key, t.hash(key), &link);
     if (!e) return fail(ENOENT, "no such key");

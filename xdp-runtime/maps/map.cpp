@@ -4,6 +4,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <chrono>
+#include <csignal>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <map>
@@ -103,12 +106,69 @@ uint32_t possible_cpus() {
     return n;
 }
 
+namespace {
+
+// True when process `pid` (of this pid namespace) has exited: gone, or a zombie.
+bool process_gone(pid_t pid) {
+    if (pid <= 0) return false;
+    if (kill(pid, 0) != 0) return errno == ESRCH;
+    char path[32], stat[512];
+    std::snprintf(path, sizeof path, "/proc/%d/stat", pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return errno == ENOENT;
+    ssize_t n = read(fd, stat, sizeof stat - 1);
+    close(fd);
+    if (n <= 0) return false;
+    stat[n] = 0;
+    const char* after = std::strrchr(stat, ')');  // the name may hold spaces and parentheses
+    return after && after[1] == ' ' && (after[2] == 'Z' || after[2] == 'X');
+}
+
+}  // namespace
+
 writer_guard::writer_guard(map_header& h) noexcept : _h(h) {
     for (;;) {
         uint32_t expected = 0;
-        if (h.writer_lock.compare_exchange_weak(expected, 1, std::memory_order_acquire)) return;
+        if (h.writer_lock.compare_exchange_weak(expected, in_process_writer, std::memory_order_acquire)) break;
         while (h.writer_lock.load(std::memory_order_relaxed) != 0) __builtin_ia32_pause();
     }
+    _held = true;
+}
+
+writer_guard::writer_guard(const map& m, lock_wait w) noexcept : _h(m.header()) {
+    using clock = std::chrono::steady_clock;
+    const uint32_t owner = m.writer_owner();
+    clock::time_point waiting_since{};
+    for (uint64_t spins = 0;; ++spins) {
+        uint32_t holder = 0;
+        if (_h.writer_lock.compare_exchange_weak(holder, owner, std::memory_order_acquire)) {
+            _held = true;
+            return;
+        }
+        __builtin_ia32_pause();
+        if (holder == 0 || (spins & 1023) != 1023) continue;
+        // A long wait: rare, so a clock read (and, for a client holder, a syscall) is fine here.
+        bool client = holder & client_writer;
+        if (!client && !m.foreign()) continue;  // this process's own writers finish
+        if (client && !m.foreign() && process_gone(pid_t(holder & ~client_writer))) {
+            _h.writer_lock.compare_exchange_strong(holder, 0, std::memory_order_relaxed);
+            continue;
+        }
+        const auto now = clock::now();
+        if (waiting_since == clock::time_point{}) waiting_since = now;
+        const auto budget = m.foreign() ? std::chrono::milliseconds(100)
+                            : w == lock_wait::program ? std::chrono::microseconds(50)
+                                                      : std::chrono::microseconds(1'000'000);
+        if (now - waiting_since >= budget) {
+            _holder = holder;
+            return;
+        }
+    }
+}
+
+bool release_writer(map& m, uint32_t owner) {
+    uint32_t held = owner;
+    return owner != in_process_writer && m.header().writer_lock.compare_exchange_strong(held, 0, std::memory_order_release);
 }
 
 const ops* ops_for(uint32_t type) {

@@ -104,16 +104,42 @@ struct map_header {
     maps::spec shape() const;
 };
 
+// Who holds a map's writer lock: this process's threads hold it as in_process_writer; a client
+// writing through a view (the preload shim) holds it as client_writer | its pid in the
+// appliance's pid namespace (the hello tells it), so the appliance can tell when the holder has
+// died and take the lock back.
+inline constexpr uint32_t in_process_writer = 1;
+inline constexpr uint32_t client_writer = 0x80000000;
+
+// How long a writer waits for a lock a client holds (a client may be stopped, or killed
+// mid-write): programs briefly, then EBUSY (as the kernel's htab_lock_bucket can answer);
+// syscalls up to a second, then EBUSY naming the holder. A holder of this process is always
+// waited for (its sections are short). In the appliance (a map that is not foreign), a client
+// holder that has died is replaced at once.
+enum class lock_wait { program, syscall };
+
 // Serializes writers of one map (across threads and processes).
 class writer_guard {
 public:
+    // Waits for the lock without limit: for maps only this process writes (queues, LPM tries,
+    // fd arrays, ring buffers).
     explicit writer_guard(map_header& h) noexcept;
-    ~writer_guard() { _h.writer_lock.store(0, std::memory_order_release); }
+    // Waits as `w` says, as m.writer_owner(); check held() (a view waits for anyone at most
+    // 100 ms: the appliance then serves the write).
+    explicit writer_guard(const map& m, lock_wait w = lock_wait::syscall) noexcept;
+    ~writer_guard() {
+        if (_held) _h.writer_lock.store(0, std::memory_order_release);
+    }
     writer_guard(const writer_guard&) = delete;
     writer_guard& operator=(const writer_guard&) = delete;
+    bool held() const { return _held; }
+    // The holder when it was given up (client_writer | pid, or in_process_writer).
+    uint32_t holder() const { return _holder; }
 
 private:
     map_header& _h;
+    bool _held = false;
+    uint32_t _holder = 0;
 };
 
 // One map: its memory, its ops, its identity. Created by create(); not copyable or movable (programs
@@ -133,6 +159,11 @@ public:
     map_header& header() const { return *_header; }
     // True for a view (mapped read-only from another process's memfd): no op may write.
     bool read_only() const { return _read_only; }
+    // True for a view: another process (the appliance) created the map and reclaims its memory;
+    // this one's QSBR domain does not know that process's readers.
+    bool foreign() const { return _foreign; }
+    // What this map's writers store in the writer lock (writer_guard).
+    uint32_t writer_owner() const { return _writer_owner; }
     // Size of one value as userspace passes it (per-CPU: every CPU's slot).
     size_t user_value_size() const;
     // Bytes per value slot in memory (value_size rounded up to 8 for arrays and per-CPU types).
@@ -158,6 +189,8 @@ private:
     size_t _bytes = 0;
     map_header* _header = nullptr;
     bool _read_only = false;
+    bool _foreign = false;
+    uint32_t _writer_owner = in_process_writer;
     std::shared_ptr<void> _local;
 };
 
@@ -222,31 +255,52 @@ struct ops {
 [[nodiscard]] result<void> lookup_and_delete_elem(map& m, const void* key, void* value, uint64_t flags);
 [[nodiscard]] result<void> freeze(map& m);
 
-// A read-only window on a map another process created, through its memfd (a tracing agent or a
-// monitoring tool): the header gives the shape, values are copied out lock-free, as
-// lookup_elem does, for ARRAY, PERCPU_ARRAY and the value-holding hash types (others:
-// EOPNOTSUPP). It maps the memfd PROT_READ, so it never writes shared memory, and it needs no
-// QSBR registration (hash.cpp validates its copies by sequence counters).
+// A window on a map another process (the appliance) created, through its memfd: a tracing agent,
+// a monitoring tool, the preload shim. The header gives the shape. It needs no QSBR
+// registration: hash.cpp validates its copies by sequence counters.
+//   - Reads (copy_out): lock-free, as lookup_elem does, for ARRAY, PERCPU_ARRAY and the
+//     value-holding hash types (others: EOPNOTSUPP). open() maps the memfd PROT_READ, so such a
+//     view never writes shared memory.
+//   - Writes (open_writable): arrays are updated in place, as the kernel's array update does; the
+//     value-holding hash types take the map's writer lock as `owner` and link, unlink and evict
+//     as the appliance does, but leave what they unlink for the appliance to reclaim, once its
+//     readers have passed a quiescent point (hash.cpp). When every spare element waits for that,
+//     an update answers EAGAIN: the appliance must serve it. BPF_F_LOCK updates are left to the
+//     appliance too (a client killed holding a value's bpf_spin_lock would stop the programs that
+//     take it: EOPNOTSUPP). `owner` (client_writer | the caller's pid in the appliance's pid
+//     namespace) is how the appliance knows whose lock it is; a lock held for over 100 ms also
+//     answers EAGAIN.
 class view {
 public:
     // Errors: EINVAL when the memfd holds no xdprt map of a known layout.
     [[nodiscard]] static result<view> open(int memfd);
-    // A window that also writes: ARRAY and PERCPU_ARRAY elements are updated in place, as the
-    // kernel's array update does (no lock; BPF_F_LOCK takes the value's bpf_spin_lock, which
-    // lives in the shared memory). The preload shim's updates. Needs an fd open for writing.
+    // Needs an fd open for writing.
     [[nodiscard]] static result<view> open_writable(int memfd);
     bool writable() const { return !_map->read_only(); }
-    // update_elem on an array (EOPNOTSUPP for other types, and on a read-only view).
-    [[nodiscard]] result<void> update_array(const void* key, const void* value, uint64_t flags) const;
     const maps::spec& spec() const { return _map->spec(); }
     size_t user_value_size() const { return _map->user_value_size(); }
     // EAGAIN when writers kept rewriting the key's chain for the whole retry budget.
     [[nodiscard]] result<void> copy_out(const void* key, void* value) const;
+    // update_elem, delete_elem and get_next_key with their generic checks (frozen, RDONLY:
+    // EPERM). EOPNOTSUPP for types or flags a window does not serve, and on a read-only view.
+    // get_next_key serves the hash types (an array's successor needs no map).
+    [[nodiscard]] result<void> update(const void* key, const void* value, uint64_t flags, uint32_t owner) const;
+    [[nodiscard]] result<void> erase(const void* key, uint32_t owner) const;
+    [[nodiscard]] result<void> next_key(const void* key, void* next, uint32_t owner) const;
 
 private:
     [[nodiscard]] static result<view> open_window(int memfd, bool writable);
+    // The hash types a window writes.
+    bool value_hash() const;
+    [[nodiscard]] static result<void> for_the_appliance(result<void> r);
     std::unique_ptr<map> _map;
 };
+
+// Takes the writer lock of `m` back from `owner` (client_writer | pid) if it still holds it: the
+// client died mid-write (the control socket calls it when a client's connection ends). What it was writing is lost (a per-CPU value may be half written; an
+// element it had taken stays unused); every link is one store, so readers never meet a broken
+// chain. True when the lock was taken back.
+bool release_writer(map& m, uint32_t owner);
 
 // The ops of a type, null when xdprt does not implement it.
 const ops* ops_for(uint32_t type);

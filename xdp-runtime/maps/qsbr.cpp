@@ -61,4 +61,14 @@ void qsbr::synchronize() {
     while (!safe(tag)) std::this_thread::yield();
 }
 
+bool qsbr::synchronize_for(std::chrono::nanoseconds limit) {
+    const auto until = std::chrono::steady_clock::now() + limit;
+    uint64_t tag = retire();
+    while (!safe(tag)) {
+        if (std::chrono::steady_clock::now() >= until) return false;
+        std::this_thread::yield();
+    }
+    return true;
+}
+
 }  // namespace xdprt::maps

@@ -14,6 +14,7 @@
 
 #include <array>
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <mutex>
@@ -76,6 +77,8 @@ public:
     void poll();
     // Waits (bounded by the readers' progress) until everything retired so far is safe.
     void synchronize();
+    // The same, for at most `limit`: false when a reader did not pass a quiescent point in time.
+    bool synchronize_for(std::chrono::nanoseconds limit);
 
 private:
     static constexpr uint64_t unused_mark = 0, offline_mark = 1;
