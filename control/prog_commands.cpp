@@ -698,6 +698,16 @@ long server::impl::obj_get_info(union bpf_attr& a, uint64_t attr_addr, const cli
             if (auto ok = mem.write(in.xlated_prog_insns, p.insns.data(), n); !ok) return refuse(ok.error());
             info.xlated_prog_insns = in.xlated_prog_insns;
         }
+#ifdef XDPRT_HAVE_JIT
+        // The LLVM JIT's image; 0 for the interpreter, as the kernel's without its JIT.
+        const auto code = p.image.code();
+        info.jited_prog_len = uint32_t(code.size());
+        if (user_len >= offsetof(bpf_prog_info, jited_prog_insns) + 8 && in.jited_prog_insns && in.jited_prog_len) {
+            uint32_t n = std::min(in.jited_prog_len, info.jited_prog_len);
+            if (auto ok = mem.write(in.jited_prog_insns, code.data(), n); !ok) return refuse(ok.error());
+            info.jited_prog_insns = in.jited_prog_insns;
+        }
+#endif
         info.btf_id = p.btf ? p.btf->id : 0;
         // run_time_ns and run_cnt stay 0, as the kernel's without kernel.bpf_stats_enabled.
         info.gpl_compatible = 1;

@@ -2,6 +2,7 @@
 // Every case runs on the interpreter and, when built, the JIT.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "isa/isa.h"
@@ -227,6 +228,29 @@ TEST(Interpreter, HelperUnknownToTheCheckerFaultsAtRunTime) {
     ASSERT_FALSE(r);
     EXPECT_EQ(r.error().message, "prog 'nohelper': insn 0: call of helper 9 which is not linked");
 }
+
+#ifdef XDPRT_HAVE_JIT
+TEST(Jit, ItsImageIsTheCodeThatRuns) {
+    // What bpf_prog_info's jited_prog_len/insns report: the linked code, which is what runs (the
+    // entry point lies inside it) and ends in a return.
+    linkage link;
+    auto prog = load("image", asm_or_die("mov %r0, 42\nexit"), link);
+    ASSERT_TRUE(prog) << prog.error().message;
+    auto c = jit::compile(*prog);
+    ASSERT_TRUE(c) << c.error().message;
+    auto code = c->code();
+    ASSERT_FALSE(code.empty());
+    EXPECT_EQ(c->run(0, 0), 42u);
+    std::vector<uint8_t> copy(code.begin(), code.end());
+    EXPECT_NE(std::find(copy.begin(), copy.end(), uint8_t(0xc3)), copy.end()) << "no ret in the image";
+    // The entry point's bytes are in the image (other functions may come before it).
+    const auto* entry = reinterpret_cast<const uint8_t*>(c->entry());
+    const size_t n = std::min<size_t>(copy.size(), 4);
+    EXPECT_NE(std::search(copy.begin(), copy.end(), entry, entry + n), copy.end())
+        << "the image does not hold the code at the entry point (" << copy.size() << " bytes)";
+    EXPECT_TRUE(jit::compiled_program{}.code().empty());
+}
+#endif
 
 }  // namespace
 }  // namespace xdprt::vm

@@ -38,7 +38,9 @@
 #include <utility>
 
 #include <llvm/ExecutionEngine/Orc/JITTargetMachineBuilder.h>
+#include <llvm/ExecutionEngine/JITLink/JITLink.h>
 #include <llvm/ExecutionEngine/Orc/LLJIT.h>
+#include <llvm/ExecutionEngine/Orc/ObjectLinkingLayer.h>
 #include <llvm/ExecutionEngine/Orc/ThreadSafeModule.h>
 #include <llvm/IR/IRBuilder.h>
 #include <llvm/IR/Intrinsics.h>
@@ -58,7 +60,40 @@ static_assert(sizeof(bool) == 1, "run_state::faulted is stored as one byte");
 struct compiled_program::impl {
     // Owns the code memory: destroying the LLJIT ends its session and unmaps the code.
     std::unique_ptr<llvm::orc::LLJIT> jit;
+    std::vector<uint8_t> code;  // the executable sections as linked (what jited_prog_insns shows)
 };
+
+namespace {
+
+// Copies the executable sections of what JITLink links, after fixups, as they are in memory:
+// the program's native code as the kernel reports a JIT image (jited_prog_len/insns).
+class code_recorder final : public llvm::orc::ObjectLinkingLayer::Plugin {
+public:
+    explicit code_recorder(std::vector<uint8_t>& out) : _out(out) {}
+    void modifyPassConfig(llvm::orc::MaterializationResponsibility&, llvm::jitlink::LinkGraph&,
+                          llvm::jitlink::PassConfiguration& config) override {
+        config.PostFixupPasses.push_back([this](llvm::jitlink::LinkGraph& g) {
+            for (auto& section : g.sections()) {
+                if (!(unsigned(section.getMemProt()) & unsigned(llvm::orc::MemProt::Exec))) continue;
+                for (auto* block : section.blocks()) {
+                    if (block->isZeroFill()) continue;
+                    auto bytes = block->getContent();
+                    _out.insert(_out.end(), reinterpret_cast<const uint8_t*>(bytes.data()),
+                                reinterpret_cast<const uint8_t*>(bytes.data()) + bytes.size());
+                }
+            }
+            return llvm::Error::success();
+        });
+    }
+    llvm::Error notifyFailed(llvm::orc::MaterializationResponsibility&) override { return llvm::Error::success(); }
+    llvm::Error notifyRemovingResources(llvm::orc::JITDylib&, llvm::orc::ResourceKey) override { return llvm::Error::success(); }
+    void notifyTransferringResources(llvm::orc::JITDylib&, llvm::orc::ResourceKey, llvm::orc::ResourceKey) override {}
+
+private:
+    std::vector<uint8_t>& _out;
+};
+
+}  // namespace
 
 compiled_program::compiled_program() = default;
 compiled_program::compiled_program(compiled_program&& other) noexcept
@@ -69,6 +104,11 @@ compiled_program& compiled_program::operator=(compiled_program&& other) noexcept
     return *this;
 }
 compiled_program::~compiled_program() = default;
+
+std::span<const uint8_t> compiled_program::code() const noexcept {
+    if (!_impl) return {};
+    return _impl->code;
+}
 
 namespace {
 
@@ -749,6 +789,9 @@ result<compiled_program> compile(const vm::program& prog, const options& opts) {
                    .setPlatformSetUp(llvm::orc::setUpInactivePlatform)
                    .create();
     if (!jit) return jit_fail(llvm::toString(jit.takeError()));
+    auto impl = std::make_unique<compiled_program::impl>();
+    if (auto* linker = llvm::dyn_cast<llvm::orc::ObjectLinkingLayer>(&(*jit)->getObjLinkingLayer()))
+        linker->addPlugin(std::make_unique<code_recorder>(impl->code));
 
     if (auto err = (*jit)->addIRModule(llvm::orc::ThreadSafeModule(std::move(mod), std::move(ctx))))
         return jit_fail(llvm::toString(std::move(err)));
@@ -756,7 +799,7 @@ result<compiled_program> compile(const vm::program& prog, const options& opts) {
     if (!addr) return jit_fail(llvm::toString(addr.takeError()));
 
     compiled_program out;
-    out._impl = std::make_unique<compiled_program::impl>();
+    out._impl = std::move(impl);
     out._impl->jit = std::move(*jit);
     out._entry = addr->toPtr<vm::native_fn>();
     return out;

@@ -32,6 +32,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <span>
 
 #include "base/result.h"
 #include "vm/vm.h"
@@ -53,6 +54,9 @@ public:
     ~compiled_program();
 
     vm::native_fn entry() const noexcept { return _entry; }
+    // The native code as linked (its executable sections), what bpf_prog_info's
+    // jited_prog_len/jited_prog_insns report; empty for a default-constructed program.
+    std::span<const uint8_t> code() const noexcept;
 
     // Runs the program once with a fresh run_state.
     uint64_t run(uint64_t r1, uint64_t r2) const noexcept {
