@@ -31,7 +31,8 @@
 // appliance's (mode and program id). Everything else on those sockets passes untouched.
 //
 // bpffs: the appliance's pins are files under its pin root; /sys/fs/bpf/... in statfs, stat,
-// mkdir, rmdir, unlink, open and opendir is that pin root, and statfs there says BPF_FS_MAGIC.
+// mkdir, rmdir, unlink, remove, rename, open and opendir is that pin root, and statfs there says
+// BPF_FS_MAGIC.
 //
 // With no appliance listening, one line says so and bpf() fails with ENOSYS, as on a kernel
 // without the bpf syscall; a refused client (not root, not in the group) gets EPERM. After a
@@ -954,6 +955,12 @@ int symlink(const char* target, const char* path) {  // a target under /sys/fs/b
 XDPRT_PATH_CALL(int, chmod, (const char* path, mode_t mode), (p.get(), mode))
 XDPRT_PATH_CALL(int, rmdir, (const char* path), (p.get()))
 XDPRT_PATH_CALL(int, unlink, (const char* path), (p.get()))
+XDPRT_PATH_CALL(int, remove, (const char* path), (p.get()))  // glibc's own unlink/rmdir are not ours
+int rename(const char* from, const char* path) {
+    static auto real = next<int (*)(const char*, const char*)>("rename");
+    path_arg f(from), p(path);
+    return real(f.get(), p.get());
+}
 XDPRT_PATH_CALL(int, access, (const char* path, int mode), (p.get(), mode))
 XDPRT_PATH_CALL(DIR*, opendir, (const char* path), (p.get()))
 XDPRT_PATH_CALL(int, stat, (const char* path, struct stat* buf), (p.get(), buf))
