@@ -183,4 +183,19 @@ echo "  after removing real 3: $kept_moved flows of kept reals moved, $not_moved
 check "every flow still reaches one real, all 3 datagrams" test "$(grep -c '^[0-9]*:[12]:3$' "$E2E_DIR/after" || true)" = 40
 check "only the removed real's flows moved" test "$kept_moved" = 0 -a "$not_moved" = 0
 check "katran-ctl detach" W "$KATRAN_CTL" detach -c "$E2E_DIR/lb2.yaml"
+
+# ---- 3. the same katran-ctl against the kernel: a veth of its own, a bpffs of its own ----
+make_ns kern kern
+ip -n "$kern" link add kv0 type veth peer name kv1
+ip -n "$kern" link set kv0 up
+ip -n "$kern" link set kv1 up
+sed 's/interface: ka0/interface: kv0/' "$E2E_DIR/lb3.yaml" >"$E2E_DIR/k3.yaml"
+sed 's/interface: ka0/interface: kv0/' "$E2E_DIR/lb2.yaml" >"$E2E_DIR/k2.yaml"
+kout=$(ip netns exec "$kern" unshare -m bash -c 'mount -t bpf bpf /sys/fs/bpf &&
+  "$1" apply -c "$2" && "$1" stats -c "$2" && ip -d link show kv0 | grep -o "prog/xdp id [0-9]*" &&
+  "$1" apply -c "$3" && "$1" detach -c "$3"' kernel "$KATRAN_CTL" "$E2E_DIR/k3.yaml" "$E2E_DIR/k2.yaml" 2>&1) || true
+sed 's/^/  /' <<<"$kout"
+check "katran-ctl on the kernel: apply attaches natively" grep -q "prog/xdp id" <<<"$kout"
+check "katran-ctl on the kernel: removing the real rewrites the same slots ($written)" grep -q "ring slots written: $written;" <<<"$kout"
+check "katran-ctl on the kernel: detach" grep -q "^detached" <<<"$kout"
 finish
