@@ -471,6 +471,25 @@ long server::impl::prog_load(union bpf_attr& a, const client_memory& mem) {
             p->link.static_regions.push_back({reinterpret_cast<uint64_t>(m->map->base()), m->map->header().data_bytes,
                                               !(m->map->spec().flags & BPF_F_RDONLY_PROG)});
         p->link.dynamic_memory = maps::in_map_memory;
+        // Lookups in the program's own maps skip the helper: arrays inline, other types call
+        // their lookup directly (the maps outlive the program: it holds them).
+        std::vector<maps::map*> own;
+        for (auto& m : p->used_maps) own.push_back(m->map.get());
+        auto find_own = [own](uint64_t addr) -> maps::map* {
+            for (maps::map* m : own)
+                if (reinterpret_cast<uint64_t>(m) == addr) return m;
+            return nullptr;
+        };
+        p->link.inline_array = [find_own](uint64_t addr) -> std::optional<vm::linkage::inline_array_map> {
+            maps::map* m = find_own(addr);
+            if (!m || m->type() != BPF_MAP_TYPE_ARRAY) return std::nullopt;
+            return vm::linkage::inline_array_map{reinterpret_cast<uint64_t>(m->base()), m->spec().max_entries,
+                                                 uint32_t(m->value_stride())};
+        };
+        p->link.direct_lookup = [find_own](uint64_t addr) -> const void* {
+            maps::map* m = find_own(addr);
+            return m ? reinterpret_cast<const void*>(m->ops().lookup) : nullptr;
+        };
         auto loaded = vm::load(*name, fixed, p->link);
         if (!loaded) return reject(loaded.error());
         p->program = std::move(*loaded);

@@ -55,6 +55,7 @@
 namespace xdprt::jit {
 
 static_assert(sizeof(void*) == 8, "the generated code assumes 64-bit pointers");
+constexpr int32_t map_lookup_helper_id = 1;  // BPF_FUNC_map_lookup_elem
 static_assert(sizeof(bool) == 1, "run_state::faulted is stored as one byte");
 
 struct compiled_program::impl {
@@ -176,6 +177,9 @@ private:
         llvm::Value* fp = nullptr;                           // r10, the address one past the stack
         uint32_t begin = 0, end = 0;                         // [begin, end) in prog.insns
         std::vector<llvm::BasicBlock*> blocks;               // by pc - begin; null: no block starts there
+        // Registers an ld_imm64 set earlier in the current basic block, with the value it set
+        // (for map lookups the linkage compiles without the helper).
+        std::array<std::optional<uint64_t>, isa::max_reg> known{};
     };
 
     [[nodiscard]] result<void> build_function(size_t index);
@@ -184,6 +188,9 @@ private:
     [[nodiscard]] result<void> emit_alu(frame& f, uint32_t pc, const isa::insn& in, const isa::opcode_info& oi);
     [[nodiscard]] result<void> emit_atomic(frame& f, uint32_t pc, const isa::insn& in, const isa::opcode_info& oi);
     [[nodiscard]] result<void> emit_call(frame& f, uint32_t pc, const isa::insn& in);
+    // map_lookup_elem on the map at `map` (an ld_imm64 value), as the linkage allows
+    // (inline_array, direct_lookup); false when it allows neither and the helper must be called.
+    bool emit_known_lookup(frame& f, uint64_t map);
     void emit_tail_call(frame& f);
     void emit_callx(frame& f, uint8_t reg);
     llvm::Value* emit_div_mod(uint8_t o, bool is_signed, llvm::Value* a, llvm::Value* b);
@@ -193,7 +200,10 @@ private:
     llvm::Value* get(frame& f, uint8_t reg) {
         return reg == isa::max_reg ? f.fp : _b.CreateLoad(_i64, f.regs[reg]);
     }
-    void set(frame& f, uint8_t reg, llvm::Value* v) { _b.CreateStore(v, f.regs[reg]); }
+    void set(frame& f, uint8_t reg, llvm::Value* v) {
+        _b.CreateStore(v, f.regs[reg]);
+        if (reg < f.known.size()) f.known[reg].reset();
+    }
 
     // The address `reg + off` as a pointer for an access of `bytes` bytes.
     llvm::Value* address(frame& f, uint8_t reg, int16_t off, unsigned bytes) {
@@ -347,6 +357,7 @@ result<void> ir_builder::build_function(size_t index) {
         if (llvm::BasicBlock* bb = f.blocks[pc - f.begin]) {
             if (!_b.GetInsertBlock()->getTerminator()) _b.CreateBr(bb);
             _b.SetInsertPoint(bb);
+            f.known = {};  // other paths join here
         }
         if (auto r = emit(f, pc); !r) return r;
     }
@@ -401,6 +412,7 @@ result<void> ir_builder::emit(frame& f, uint32_t pc) {
         const isa::insn& next = _prog.insns[pc + 1];
         const uint64_t v = uint64_t{static_cast<uint32_t>(in.imm)} | uint64_t{static_cast<uint32_t>(next.imm)} << 32;
         set(f, in.dst, const64(v));
+        f.known[in.dst] = v;
         return {};
     }
 
@@ -608,6 +620,32 @@ result<void> ir_builder::emit_atomic(frame& f, uint32_t pc, const isa::insn& in,
     return {};
 }
 
+bool ir_builder::emit_known_lookup(frame& f, uint64_t map) {
+    const vm::linkage& link = *_prog.link;
+    if (link.inline_array) {
+        if (auto a = link.inline_array(map)) {
+            // r0 = key < max_entries ? base + key * stride : 0, without a branch.
+            llvm::LoadInst* key = _b.CreateLoad(_i32, _b.CreateIntToPtr(get(f, 2), _ptr));
+            key->setAlignment(llvm::Align(1));
+            llvm::Value* index = _b.CreateZExt(key, _i64);
+            llvm::Value* addr = _b.CreateAdd(const64(a->base), _b.CreateMul(index, const64(a->stride)));
+            llvm::Value* in_bounds = _b.CreateICmpULT(key, llvm::ConstantInt::get(_i32, a->max_entries));
+            set(f, 0, _b.CreateSelect(in_bounds, addr, const64(0)));
+            return true;
+        }
+    }
+    if (link.direct_lookup) {
+        if (const void* fn = link.direct_lookup(map)) {
+            auto* ty = llvm::FunctionType::get(_i64, {_i64, _i64}, false);
+            auto* call = _b.CreateCall(ty, const_ptr(fn), {get(f, 1), get(f, 2)});
+            call->setDoesNotThrow();
+            set(f, 0, call);
+            return true;
+        }
+    }
+    return false;
+}
+
 result<void> ir_builder::emit_call(frame& f, uint32_t pc, const isa::insn& in) {
     switch (in.src) {
     case op::call_helper: {
@@ -623,6 +661,7 @@ result<void> ir_builder::emit_call(frame& f, uint32_t pc, const isa::insn& in) {
         vm::helper_fn fn = _prog.link->helpers[static_cast<size_t>(in.imm)];
         if (fn == nullptr)
             return insn_fail(pc, EINVAL, "call of {}, which the linkage does not provide", helper_label(in.imm));
+        if (in.imm == map_lookup_helper_id && f.known[1] && emit_known_lookup(f, *f.known[1])) return {};
         auto* call = _b.CreateCall(_helper_ty, const_ptr(reinterpret_cast<const void*>(fn)),
                                    {get(f, 1), get(f, 2), get(f, 3), get(f, 4), get(f, 5)});
         call->setDoesNotThrow();

@@ -12,6 +12,7 @@
 #include <array>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -50,6 +51,22 @@ struct linkage {
     std::function<result<uint64_t>(uint8_t src, int32_t imm, int32_t next_imm)> resolve_pseudo;
     // Memory every run may touch besides its stack and per-run regions (map arenas, global data).
     std::vector<region> static_regions;
+    // Map lookups compiled without the helper (JIT only; the interpreter calls the helper, with
+    // the same results). When helper 1 (map_lookup_elem) is called with an r1 set by an ld_imm64
+    // earlier in the same basic block, the JIT asks about that value:
+    //   - inline_array: an array whose element i (the u32 key) is at base + i * stride for
+    //     i < max_entries, null beyond: the lookup becomes a bounds check and an address;
+    //   - direct_lookup: the address of a function with the calling convention of
+    //     uint64_t fn(uint64_t map, uint64_t key) (a map type's lookup, which takes a map& and a
+    //     key pointer), called in place of the helper, which would reach it through the map's ops.
+    // Either may be empty, or answer nothing (0) for a value: the helper is called.
+    struct inline_array_map {
+        uint64_t base = 0;
+        uint32_t max_entries = 0;
+        uint32_t stride = 0;
+    };
+    std::function<std::optional<inline_array_map>(uint64_t map)> inline_array;
+    std::function<const void*(uint64_t map)> direct_lookup;
     // Memory a program reaches at run time without naming it (inner maps of a map-in-map):
     // consulted by the interpreter after the regions. Null: none.
     bool (*dynamic_memory)(uint64_t addr, uint64_t size, bool write) = nullptr;

@@ -1,0 +1,189 @@
+// Katran's balancer (the user's own object, KATRAN_BPF_OBJ, programmed by katran-port) on xdprt
+// and on the kernel, side by side in one run:
+//
+//   BM_Katran_TestRun/<runner>/<traffic>  the program's cost per packet by BPF_PROG_TEST_RUN: one
+//       packet per call (Katran encapsulates the frame in place, so a repeat would run again on
+//       the encapsulated frame), the `duration` each runner measures around the program,
+//       averaged. runner: kernel, or xdprt (its JIT, through the in-process server).
+//   BM_Katran_Dataplane/ring/<traffic>    Mpps of one worker core running Katran on a net_ring
+//       port (dataplane_harness.h: a generator restores and feeds back what the worker sent).
+//   traffic: warm_lru (one TCP flow, in the LRU) or ports_8000 (8,000 source ports in turn).
+//
+//   sudo KATRAN_BPF_OBJ=/path/balancer.bpf.o build/bench/katran_bench --benchmark_counters_tabular=true
+#include <arpa/inet.h>
+#include <netinet/ip.h>
+#include <netinet/tcp.h>
+
+#include <cstdlib>
+#include <optional>
+
+#include "balancer.h"
+#include "dataplane_harness.h"
+
+namespace xdprt::bench {
+namespace {
+
+katran::lb_config katran_config() {
+    katran::lb_config cfg;
+    const char* obj = std::getenv("KATRAN_BPF_OBJ");
+    cfg.object = obj ? obj : "";
+    cfg.gateway_mac = {2, 0, 0, 0, 0, 0xfe};
+    cfg.lru_size = 100000;  // the 8,000 flows fit
+    katran::vip_spec v;
+    v.address = "10.100.0.1";
+    v.port = 80;
+    v.proto = IPPROTO_TCP;
+    for (const char* r : {"10.200.0.1", "10.200.0.2", "10.200.0.3"}) v.reals.push_back({r, 1});
+    cfg.vips.push_back(v);
+    return cfg;
+}
+
+// A TCP ACK (not a SYN: the LRU keeps the flow) from 192.168.1.10:`sport` to the VIP, 74 bytes.
+std::vector<uint8_t> flow_frame(uint16_t sport) {
+    std::vector<uint8_t> f(14 + sizeof(iphdr) + sizeof(tcphdr) + 20, 0);
+    const uint8_t macs[12] = {2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2};
+    std::memcpy(f.data(), macs, 12);
+    f[12] = 0x08;
+    auto* ip = reinterpret_cast<iphdr*>(&f[14]);
+    ip->version = 4;
+    ip->ihl = 5;
+    ip->ttl = 64;
+    ip->protocol = IPPROTO_TCP;
+    ip->tot_len = htons(uint16_t(f.size() - 14));
+    inet_pton(AF_INET, "192.168.1.10", &ip->saddr);
+    inet_pton(AF_INET, "10.100.0.1", &ip->daddr);
+    auto* tcp = reinterpret_cast<tcphdr*>(ip + 1);
+    tcp->source = htons(sport);
+    tcp->dest = htons(80);
+    tcp->doff = 5;
+    tcp->ack = 1;
+    return f;
+}
+
+std::vector<std::vector<uint8_t>> traffic(int64_t flows) {
+    std::vector<std::vector<uint8_t>> out;
+    for (int64_t i = 0; i < flows; ++i) out.push_back(flow_frame(uint16_t(20000 + i)));
+    return out;
+}
+
+// One packet per call; the runner's own duration. The first pass over the flows fills the LRU.
+void test_run(benchmark::State& state, int prog_fd, const std::vector<std::vector<uint8_t>>& frames) {
+    std::vector<uint8_t> out(256);
+    auto run = [&](const std::vector<uint8_t>& f, uint32_t& duration) {
+        LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = f.data(), .data_out = out.data(), .data_size_in = uint32_t(f.size()),
+                    .data_size_out = uint32_t(out.size()), .repeat = 1);
+        int err = bpf_prog_test_run_opts(prog_fd, &o);
+        duration = o.duration;
+        return err == 0 && o.retval == XDP_TX;
+    };
+    uint32_t d = 0;
+    for (const auto& f : frames)
+        if (!run(f, d)) return state.SkipWithError("Katran did not answer XDP_TX");
+    size_t next = 0;
+    uint64_t total_ns = 0, packets = 0;
+    for (auto _ : state) {
+        if (!run(frames[next], d)) return state.SkipWithError("Katran did not answer XDP_TX");
+        next = next + 1 == frames.size() ? 0 : next + 1;
+        total_ns += d;
+        ++packets;
+        state.SetIterationTime(double(d) * 1e-9);
+    }
+    state.counters["ns_per_pkt"] = double(total_ns) / double(packets ? packets : 1);
+}
+
+void BM_Katran_TestRun_Kernel(benchmark::State& state) {
+    if (!std::getenv("KATRAN_BPF_OBJ")) return state.SkipWithError("KATRAN_BPF_OBJ is unset: Katran's balancer.bpf.o");
+    control::inprocess::scoped_route kernel(nullptr);
+    static auto lb = [] {
+        auto cfg = katran_config();
+        auto b = katran::balancer::open(cfg);
+        if (b && !b->apply(cfg)) b = tl::unexpected(error{EINVAL, "apply"});
+        return b;
+    }();
+    if (!lb) return state.SkipWithError(lb.error().message.c_str());
+    test_run(state, lb->prog_fd(), traffic(state.range(0)));
+}
+
+// The appliance of the xdprt rows (EAL starts once per process), Katran loaded into it.
+struct xdprt_katran {
+    std::unique_ptr<appliance::appliance> app;
+    std::optional<katran::balancer> lb;
+};
+xdprt_katran& xdprt_side() {
+    static xdprt_katran k = [] {
+        xdprt_katran x;
+        x.app = make(dataplane::port_kind::ring, "bkat");
+        if (!x.app) return x;
+        auto cfg = katran_config();
+        auto b = katran::balancer::open(cfg);
+        if (b && b->apply(cfg)) x.lb.emplace(std::move(*b));
+        else std::fprintf(stderr, "katran_bench: %s\n", b ? "apply failed" : b.error().message.c_str());
+        return x;
+    }();
+    control::inprocess::route_to(k.app ? &k.app->server() : nullptr);
+    return k;
+}
+
+void BM_Katran_TestRun_Xdprt(benchmark::State& state) {
+    if (!std::getenv("KATRAN_BPF_OBJ")) return state.SkipWithError("KATRAN_BPF_OBJ is unset: Katran's balancer.bpf.o");
+    auto& k = xdprt_side();
+    if (!k.lb) return state.SkipWithError("Katran did not load on xdprt (root needed)");
+    test_run(state, k.lb->prog_fd(), traffic(state.range(0)));
+}
+
+void BM_Katran_Dataplane(benchmark::State& state) {
+    if (!std::getenv("KATRAN_BPF_OBJ")) return state.SkipWithError("KATRAN_BPF_OBJ is unset: Katran's balancer.bpf.o");
+    auto& k = xdprt_side();
+    if (!k.lb || !frame_pool()) return state.SkipWithError("Katran did not load on xdprt (root needed)");
+    auto r = k.app->server().runnable(k.lb->prog_fd());
+    if (!r || !k.app->dataplane().attach(0, {r->prog, r->owner, r->name})) return state.SkipWithError("attach failed");
+    generator g;
+    g.t = std::thread(generate, std::ref(g), rte_ring_lookup("bkat.rx0"), rte_ring_lookup("bkat.tx0"), frame_pool(),
+                      traffic(state.range(0)));
+    measure(state, *k.app, 0);
+    g.run = false;
+    g.t.join();
+    state.counters["rx_ring_empty_pct"] = 100.0 * double(g.empty_polls) / double(g.polls ? g.polls.load() : 1);
+}
+
+// The test-run harness alone (xdp_drop, one packet per call): subtract it from the rows above
+// for the program's own cost on each runner.
+void floor_run(benchmark::State& state, bool kernel) {
+    std::optional<control::inprocess::scoped_route> route;
+    if (kernel) route.emplace(nullptr);
+    else if (!xdprt_side().app) return state.SkipWithError("no appliance (root needed)");
+    static bpf_object* objs[2] = {};
+    bpf_object*& obj = objs[kernel];
+    if (!obj) {
+        obj = bpf_object__open_file(XDPRT_PROGS_DIR "/xdp_drop.bpf.o", nullptr);
+        if (!obj || bpf_object__load(obj) != 0) return state.SkipWithError("xdp_drop did not load");
+    }
+    int fd = bpf_program__fd(bpf_object__find_program_by_name(obj, "xdp_drop"));
+    auto f = flow_frame(20000);
+    std::vector<uint8_t> out(256);
+    uint64_t total = 0, n = 0;
+    for (auto _ : state) {
+        LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = f.data(), .data_out = out.data(), .data_size_in = uint32_t(f.size()),
+                    .data_size_out = uint32_t(out.size()), .repeat = 1);
+        if (bpf_prog_test_run_opts(fd, &o) != 0) return state.SkipWithError("test run failed");
+        total += o.duration;
+        ++n;
+        state.SetIterationTime(double(o.duration) * 1e-9);
+    }
+    state.counters["ns_per_pkt"] = double(total) / double(n ? n : 1);
+}
+void BM_Floor_Kernel(benchmark::State& state) { floor_run(state, true); }
+void BM_Floor_Xdprt(benchmark::State& state) { floor_run(state, false); }
+BENCHMARK(BM_Floor_Kernel)->Name("BM_TestRunFloor/kernel/xdp_drop")->UseManualTime();
+BENCHMARK(BM_Floor_Xdprt)->Name("BM_TestRunFloor/xdprt/xdp_drop")->UseManualTime();
+BENCHMARK(BM_Katran_TestRun_Kernel)->Name("BM_Katran_TestRun/kernel/warm_lru")->Arg(1)->UseManualTime();
+BENCHMARK(BM_Katran_TestRun_Xdprt)->Name("BM_Katran_TestRun/xdprt/warm_lru")->Arg(1)->UseManualTime();
+BENCHMARK(BM_Katran_TestRun_Kernel)->Name("BM_Katran_TestRun/kernel/ports_8000")->Arg(8000)->UseManualTime();
+BENCHMARK(BM_Katran_TestRun_Xdprt)->Name("BM_Katran_TestRun/xdprt/ports_8000")->Arg(8000)->UseManualTime();
+BENCHMARK(BM_Katran_Dataplane)->Name("BM_Katran_Dataplane/ring/warm_lru")->Arg(1)->UseManualTime()->Iterations(6);
+BENCHMARK(BM_Katran_Dataplane)->Name("BM_Katran_Dataplane/ring/ports_8000")->Arg(8000)->UseManualTime()->Iterations(6);
+
+}  // namespace
+}  // namespace xdprt::bench
+
+BENCHMARK_MAIN();
