@@ -5,12 +5,15 @@
 //       packet per call (Katran encapsulates the frame in place, so a repeat would run again on
 //       the encapsulated frame), the `duration` each runner measures around the program,
 //       averaged. runner: kernel, or xdprt (its JIT, through the in-process server).
+//   BM_Katran_Native/xdprt/<traffic>      the JIT image run directly, as a worker runs it (no
+//       test-run harness), with BM_NativeFloor (xdp_drop in the same loop) as its floor.
 //   BM_Katran_Dataplane/ring/<traffic>    Mpps of one worker core running Katran on a net_ring
 //       port (dataplane_harness.h: a generator restores and feeds back what the worker sent).
 //   traffic: warm_lru (one TCP flow, in the LRU) or ports_8000 (8,000 source ports in turn).
 //
 //   sudo KATRAN_BPF_OBJ=/path/balancer.bpf.o build/bench/katran_bench --benchmark_counters_tabular=true
 #include <arpa/inet.h>
+#include <sched.h>
 #include <netinet/ip.h>
 #include <netinet/tcp.h>
 
@@ -18,6 +21,9 @@
 #include <optional>
 
 #include "balancer.h"
+#include "maps/qsbr.h"
+#include "prog/prog.h"
+#include "vm/vm.h"
 #include "dataplane_harness.h"
 
 namespace xdprt::bench {
@@ -66,8 +72,17 @@ std::vector<std::vector<uint8_t>> traffic(int64_t flows) {
     return out;
 }
 
+// Test runs on CPU 0 only: each runner picks the per-core LRU by the CPU it runs on.
+void pin_to_cpu0() {
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(0, &one);
+    sched_setaffinity(0, sizeof one, &one);
+}
+
 // One packet per call; the runner's own duration. The first pass over the flows fills the LRU.
 void test_run(benchmark::State& state, int prog_fd, const std::vector<std::vector<uint8_t>>& frames) {
+    pin_to_cpu0();
     std::vector<uint8_t> out(256);
     auto run = [&](const std::vector<uint8_t>& f, uint32_t& duration) {
         LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = f.data(), .data_out = out.data(), .data_size_in = uint32_t(f.size()),
@@ -131,6 +146,62 @@ void BM_Katran_TestRun_Xdprt(benchmark::State& state) {
     test_run(state, k.lb->prog_fd(), traffic(state.range(0)));
 }
 
+// The JIT image run directly, the way a worker runs it (no test-run harness around it): each run
+// on a fresh copy of the frame in a 4 KiB buffer with 256 bytes of headroom, as the dataplane's
+// mbufs. xdp_drop in the same loop is the floor; compare Katran - floor with the kernel's test
+// run Katran - floor.
+void native_run(benchmark::State& state, const vm::program* p, const std::vector<std::vector<uint8_t>>& frames) {
+    pin_to_cpu0();
+    maps::this_cpu = 0;
+    auto reader = maps::qsbr::process().attach();
+    if (!reader) return state.SkipWithError("no qsbr reader slot");
+    maps::qsbr::online_scope online(*reader);
+    alignas(64) static uint8_t buffer[4096];
+    size_t next = 0;
+    uint64_t runs = 0;
+    auto once = [&] {
+        const auto& f = frames[next];
+        next = next + 1 == frames.size() ? 0 : next + 1;
+        prog::xdp_buff x{};
+        x.data_hard_start = buffer;
+        x.data = x.data_meta = buffer + 256;
+        std::memcpy(x.data, f.data(), f.size());
+        x.data_end = x.data + f.size();
+        x.data_hard_end = buffer + sizeof buffer - 320;
+        vm::run_state rs;
+        return p->native(reinterpret_cast<uint64_t>(&x), 0, &rs);
+    };
+    for (size_t i = 0; i < frames.size(); ++i) once();  // the LRU learns every flow
+    for (auto _ : state) {
+        benchmark::DoNotOptimize(once());
+        ++runs;
+        if ((runs & 255) == 0) reader->quiescent();
+    }
+    state.counters["ns_per_pkt"] = benchmark::Counter(double(runs), benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+}
+
+void BM_Katran_Native(benchmark::State& state) {
+    if (!std::getenv("KATRAN_BPF_OBJ")) return state.SkipWithError("KATRAN_BPF_OBJ is unset: Katran's balancer.bpf.o");
+    auto& k = xdprt_side();
+    if (!k.lb) return state.SkipWithError("Katran did not load on xdprt (root needed)");
+    auto r = k.app->server().runnable(k.lb->prog_fd());
+    if (!r || !r->prog->native) return state.SkipWithError("no JIT image");
+    native_run(state, r->prog, traffic(state.range(0)));
+}
+
+void BM_Floor_Native(benchmark::State& state) {
+    auto& k = xdprt_side();
+    if (!k.app) return state.SkipWithError("no appliance (root needed)");
+    static bpf_object* obj = nullptr;
+    if (!obj) {
+        obj = bpf_object__open_file(XDPRT_PROGS_DIR "/xdp_drop.bpf.o", nullptr);
+        if (!obj || bpf_object__load(obj) != 0) return state.SkipWithError("xdp_drop did not load");
+    }
+    auto r = k.app->server().runnable(bpf_program__fd(bpf_object__find_program_by_name(obj, "xdp_drop")));
+    if (!r || !r->prog->native) return state.SkipWithError("no JIT image");
+    native_run(state, r->prog, traffic(1));
+}
+
 void BM_Katran_Dataplane(benchmark::State& state) {
     if (!std::getenv("KATRAN_BPF_OBJ")) return state.SkipWithError("KATRAN_BPF_OBJ is unset: Katran's balancer.bpf.o");
     auto& k = xdprt_side();
@@ -159,6 +230,7 @@ void floor_run(benchmark::State& state, bool kernel) {
         if (!obj || bpf_object__load(obj) != 0) return state.SkipWithError("xdp_drop did not load");
     }
     int fd = bpf_program__fd(bpf_object__find_program_by_name(obj, "xdp_drop"));
+    pin_to_cpu0();
     auto f = flow_frame(20000);
     std::vector<uint8_t> out(256);
     uint64_t total = 0, n = 0;
@@ -180,6 +252,9 @@ BENCHMARK(BM_Katran_TestRun_Kernel)->Name("BM_Katran_TestRun/kernel/warm_lru")->
 BENCHMARK(BM_Katran_TestRun_Xdprt)->Name("BM_Katran_TestRun/xdprt/warm_lru")->Arg(1)->UseManualTime();
 BENCHMARK(BM_Katran_TestRun_Kernel)->Name("BM_Katran_TestRun/kernel/ports_8000")->Arg(8000)->UseManualTime();
 BENCHMARK(BM_Katran_TestRun_Xdprt)->Name("BM_Katran_TestRun/xdprt/ports_8000")->Arg(8000)->UseManualTime();
+BENCHMARK(BM_Floor_Native)->Name("BM_NativeFloor/xdprt/xdp_drop");
+BENCHMARK(BM_Katran_Native)->Name("BM_Katran_Native/xdprt/warm_lru")->Arg(1);
+BENCHMARK(BM_Katran_Native)->Name("BM_Katran_Native/xdprt/ports_8000")->Arg(8000);
 BENCHMARK(BM_Katran_Dataplane)->Name("BM_Katran_Dataplane/ring/warm_lru")->Arg(1)->UseManualTime()->Iterations(6);
 BENCHMARK(BM_Katran_Dataplane)->Name("BM_Katran_Dataplane/ring/ports_8000")->Arg(8000)->UseManualTime()->Iterations(6);
 

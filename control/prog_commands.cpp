@@ -482,9 +482,12 @@ long server::impl::prog_load(union bpf_attr& a, const client_memory& mem) {
         };
         p->link.inline_array = [find_own](uint64_t addr) -> std::optional<vm::linkage::inline_array_map> {
             maps::map* m = find_own(addr);
-            if (!m || m->type() != BPF_MAP_TYPE_ARRAY) return std::nullopt;
+            if (!m || (m->type() != BPF_MAP_TYPE_ARRAY && m->type() != BPF_MAP_TYPE_PERCPU_ARRAY)) return std::nullopt;
+            // array.cpp's layout: per CPU, a block of possible_cpus() slots per index.
+            const bool per_cpu = m->type() == BPF_MAP_TYPE_PERCPU_ARRAY;
             return vm::linkage::inline_array_map{reinterpret_cast<uint64_t>(m->base()), m->spec().max_entries,
-                                                 uint32_t(m->value_stride())};
+                                                 m->value_stride() * (per_cpu ? maps::possible_cpus() : 1),
+                                                 per_cpu ? m->value_stride() : 0};
         };
         p->link.direct_lookup = [find_own](uint64_t addr) -> const void* {
             maps::map* m = find_own(addr);
@@ -595,6 +598,7 @@ long server::impl::prog_test_run(union bpf_attr& a, uint64_t attr_addr, const cl
             if (k) reader->quiescent();
             if (p.native) {
                 vm::run_state rs;
+                rs.cpu = maps::this_cpu;
                 retval = p.native(reinterpret_cast<uint64_t>(&x), 0, &rs);
             } else {
                 vm::region regions[] = {{reinterpret_cast<uint64_t>(buffer), frame, true},

@@ -50,6 +50,7 @@ void run_native(const vm::program& p, prog::xdp_buff* ctx, uint8_t* actions, hel
                 uint32_t n) noexcept {
     for (uint32_t i = 0; i < n; ++i) {
         vm::run_state rs;
+        rs.cpu = maps::this_cpu;
         uint64_t r = p.native(reinterpret_cast<uint64_t>(&ctx[i]), 0, &rs);
         actions[i] = rs.faulted ? uint8_t(XDP_ABORTED) : verdict(r);
         if (actions[i] == XDP_REDIRECT) targets[i] = helpers::last_redirect;

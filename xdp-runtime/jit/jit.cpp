@@ -629,6 +629,10 @@ bool ir_builder::emit_known_lookup(frame& f, uint64_t map) {
             key->setAlignment(llvm::Align(1));
             llvm::Value* index = _b.CreateZExt(key, _i64);
             llvm::Value* addr = _b.CreateAdd(const64(a->base), _b.CreateMul(index, const64(a->stride)));
+            if (a->per_cpu_stride) {
+                llvm::LoadInst* cpu = _b.CreateLoad(_i32, _b.CreateConstInBoundsGEP1_64(_i8, f.fn->getArg(5), offsetof(vm::run_state, cpu)));
+                addr = _b.CreateAdd(addr, _b.CreateMul(_b.CreateZExt(cpu, _i64), const64(a->per_cpu_stride)));
+            }
             llvm::Value* in_bounds = _b.CreateICmpULT(key, llvm::ConstantInt::get(_i32, a->max_entries));
             set(f, 0, _b.CreateSelect(in_bounds, addr, const64(0)));
             return true;

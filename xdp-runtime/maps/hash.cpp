@@ -90,6 +90,20 @@ size_t elem_bytes_for(const spec& s) { return sizeof(elem) + round8(s.key_size) 
 size_t buckets_for(const spec& s) { return std::min<size_t>(pow2_at_least(s.max_entries), max_htab_entries); }
 size_t elems_offset_for(const spec& s) { return (buckets_for(s) * 4 + 63) & ~size_t(63); }
 
+// Key equality without a call to memcmp (keys are short: Katran's flow key is 40 bytes).
+inline bool same_key(const std::byte* stored, const void* key, size_t n) {
+    const auto* k = static_cast<const std::byte*>(key);
+    for (; n >= 8; n -= 8, stored += 8, k += 8) {
+        uint64_t a, b;
+        std::memcpy(&a, stored, 8);
+        std::memcpy(&b, k, 8);
+        if (a != b) return false;
+    }
+    for (; n; --n, ++stored, ++k)
+        if (*stored != *k) return false;
+    return true;
+}
+
 // A view of one table, cached per call from the header.
 struct table {
     map& m;
@@ -138,7 +152,7 @@ struct table {
     elem* find(const void* k, uint32_t hash) const {
         for (uint32_t l = bucket(hash).load(std::memory_order_acquire); !is_end(l);) {
             elem& e = at(l >> 1);
-            if (e.hash == hash && std::memcmp(key(e), k, key_size()) == 0) return &e;
+            if (e.hash == hash && same_key(key(e), k, key_size())) return &e;
             l = e.next.load(std::memory_order_acquire);
         }
         return nullptr;
@@ -149,7 +163,7 @@ struct table {
         std::atomic<uint32_t>* at_link = &bucket(hash);
         for (uint32_t l = at_link->load(std::memory_order_relaxed); !is_end(l);) {
             elem& e = at(l >> 1);
-            if (e.hash == hash && std::memcmp(key(e), k, key_size()) == 0) {
+            if (e.hash == hash && same_key(key(e), k, key_size())) {
                 *link = at_link;
                 return &e;
             }
@@ -458,7 +472,7 @@ long copy_stable(table& t, const void* key, void* out, uint64_t flags) {
             elem& e = t.at(l >> 1);
             uint32_t s1 = e.seq.load(std::memory_order_acquire);
             if (s1 & 1) { retry = true; break; }
-            if (e.hash != hash || std::memcmp(t.key(e), key, s.key_size) != 0) continue;
+            if (e.hash != hash || !same_key(t.key(e), key, s.key_size)) continue;
             copy_elem_out(t, e, out, flags);
             std::atomic_thread_fence(std::memory_order_acquire);
             if (e.seq.load(std::memory_order_relaxed) != s1) { retry = true; break; }

@@ -23,19 +23,6 @@ namespace {
 
 constexpr size_t page_bytes = 4096;
 
-uint32_t read_possible_cpus() {
-    // "0-1", "0-3,8-11": the count is the highest id + 1, as libbpf_num_possible_cpus() computes it.
-    std::ifstream f("/sys/devices/system/cpu/possible");
-    std::string s;
-    if (!(f >> s)) return std::max(1u, std::thread::hardware_concurrency());
-    uint32_t highest = 0, cur = 0;
-    for (char c : s) {
-        if (c >= '0' && c <= '9') cur = cur * 10 + uint32_t(c - '0');
-        else { highest = std::max(highest, cur); cur = 0; }
-    }
-    return std::max(highest, cur) + 1;
-}
-
 struct type_entry {
     uint32_t type;
     const char* name;
@@ -92,6 +79,19 @@ memory_registry& registry() {
 
 }  // namespace
 
+uint32_t read_possible_cpus() {
+    // "0-1", "0-3,8-11": the count is the highest id + 1, as libbpf_num_possible_cpus() computes it.
+    std::ifstream f("/sys/devices/system/cpu/possible");
+    std::string s;
+    if (!(f >> s)) return std::max(1u, std::thread::hardware_concurrency());
+    uint32_t highest = 0, cur = 0;
+    for (char c : s) {
+        if (c >= '0' && c <= '9') cur = cur * 10 + uint32_t(c - '0');
+        else { highest = std::max(highest, cur); cur = 0; }
+    }
+    return std::max(highest, cur) + 1;
+}
+
 bool in_map_memory(uint64_t addr, uint64_t size, bool write) {
     memory_registry& r = registry();
     std::shared_lock g(r.lock);
@@ -101,10 +101,6 @@ bool in_map_memory(uint64_t addr, uint64_t size, bool write) {
     return addr + size <= it->first + it->second.first && addr + size >= addr && !(write && it->second.second);
 }
 
-uint32_t possible_cpus() {
-    static const uint32_t n = read_possible_cpus();
-    return n;
-}
 
 namespace {
 
@@ -204,10 +200,6 @@ void clear_objects(map& m) {
     fd_array_clear(m);
 }
 
-bool is_percpu(uint32_t type) {
-    return type == BPF_MAP_TYPE_PERCPU_ARRAY || type == BPF_MAP_TYPE_PERCPU_HASH ||
-           type == BPF_MAP_TYPE_LRU_PERCPU_HASH;
-}
 
 bool next_element(map& m, uint64_t& cursor, void* scratch, void** key, void** value) noexcept {
     switch (m.type()) {

@@ -38,8 +38,13 @@ namespace xdprt::maps {
 class map;
 
 // The host's possible CPU count (/sys/devices/system/cpu/possible): per-CPU maps have one slot per
-// runtime CPU id below it, and userspace per-CPU values have that many slots.
-uint32_t possible_cpus();
+// runtime CPU id below it, and userspace per-CPU values have that many slots. Read once (inline:
+// programs' per-CPU lookups use it per packet).
+uint32_t read_possible_cpus();
+inline uint32_t possible_cpus() {
+    static const uint32_t n = read_possible_cpus();
+    return n;
+}
 
 // The runtime CPU id of this thread (bpf_get_smp_processor_id, the per-CPU slot programs see).
 // Workers set it once; everything else runs as CPU 0.
@@ -346,6 +351,8 @@ void clear_objects(map& m);
 
 // True for the fd-valued types (userspace passes fds as values).
 bool holds_fds(uint32_t type);
-bool is_percpu(uint32_t type);
+constexpr bool is_percpu(uint32_t type) {
+    return type == BPF_MAP_TYPE_PERCPU_ARRAY || type == BPF_MAP_TYPE_PERCPU_HASH || type == BPF_MAP_TYPE_LRU_PERCPU_HASH;
+}
 
 }  // namespace xdprt::maps

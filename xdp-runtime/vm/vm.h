@@ -54,8 +54,9 @@ struct linkage {
     // Map lookups compiled without the helper (JIT only; the interpreter calls the helper, with
     // the same results). When helper 1 (map_lookup_elem) is called with an r1 set by an ld_imm64
     // earlier in the same basic block, the JIT asks about that value:
-    //   - inline_array: an array whose element i (the u32 key) is at base + i * stride for
-    //     i < max_entries, null beyond: the lookup becomes a bounds check and an address;
+    //   - inline_array: an array whose element i (the u32 key) is at base + i * stride
+    //     (+ run_state::cpu * per_cpu_stride for a per-CPU array) for i < max_entries, null
+    //     beyond: the lookup becomes a bounds check and an address;
     //   - direct_lookup: the address of a function with the calling convention of
     //     uint64_t fn(uint64_t map, uint64_t key) (a map type's lookup, which takes a map& and a
     //     key pointer), called in place of the helper, which would reach it through the map's ops.
@@ -63,7 +64,8 @@ struct linkage {
     struct inline_array_map {
         uint64_t base = 0;
         uint32_t max_entries = 0;
-        uint32_t stride = 0;
+        uint64_t stride = 0;
+        uint64_t per_cpu_stride = 0;  // 0: not per-CPU
     };
     std::function<std::optional<inline_array_map>(uint64_t map)> inline_array;
     std::function<const void*(uint64_t map)> direct_lookup;
@@ -79,6 +81,9 @@ struct linkage {
 struct run_state {
     uint32_t tail_calls = 0;
     bool faulted = false;  // the JIT met a callx with no helper behind it
+    // The runtime CPU id the run's helpers see (maps::this_cpu): the slot of per-CPU maps the JIT
+    // reaches inline (linkage::inline_array's per_cpu_stride). Whoever runs a program sets it.
+    uint32_t cpu = 0;
 };
 
 // A program ready to run: checked bytecode, pseudo ld_imm64 values resolved.
