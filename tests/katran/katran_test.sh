@@ -184,6 +184,30 @@ check "every flow still reaches one real, all 3 datagrams" test "$(grep -c '^[0-
 check "only the removed real's flows moved" test "$kept_moved" = 0 -a "$not_moved" = 0
 check "katran-ctl detach" W "$KATRAN_CTL" detach -c "$E2E_DIR/lb2.yaml"
 
+# ---- shared mode: Katran's xdp_root on the port, the balancer in its root_array ----
+ROOT_OBJ="$(dirname "$KATRAN_BPF_OBJ")/xdp_root.o"
+if [ -f "$ROOT_OBJ" ]; then
+  check "bpftool loads Katran's xdp_root, its maps pinned" \
+    W bpftool prog load "$ROOT_OBJ" /sys/fs/bpf/xdproot type xdp pinmaps /sys/fs/bpf/xdproot_maps
+  check "ip link attaches xdp_root to the port" W ip link set dev ka0 xdp pinned /sys/fs/bpf/xdproot
+  grep -v '^interface:' "$E2E_DIR/lb3.yaml" >"$E2E_DIR/shared.yaml"
+  printf 'shared: {root_array: /sys/fs/bpf/xdproot_maps/root_array, index: 2}\n' >>"$E2E_DIR/shared.yaml"
+  check "katran-ctl apply in shared mode (root_array[2])" W "$KATRAN_CTL" apply -c "$E2E_DIR/shared.yaml"
+  listener_pids=()
+  for k in 1 2 3; do listen "$k" "$E2E_DIR/real$k.shared"; done
+  sleep 0.5
+  send_flows
+  wait "${listener_pids[@]}"
+  where shared >"$E2E_DIR/shared"
+  check "through xdp_root's tail call, every flow reaches one real, all 3 datagrams" \
+    test "$(grep -c '^[0-9]*:[123]:3$' "$E2E_DIR/shared" || true)" = 40
+  check "katran-ctl detach leaves root_array" W "$KATRAN_CTL" detach -c "$E2E_DIR/shared.yaml"
+  W ip link set dev ka0 xdp off
+  rm -rf "$PIN/xdproot" "$PIN/xdproot_maps"
+else
+  echo "  shared mode not run: no xdp_root.o beside $KATRAN_BPF_OBJ (Katran's build makes both)"
+fi
+
 # ---- 3. the same katran-ctl against the kernel: a veth of its own, a bpffs of its own ----
 make_ns kern kern
 ip -n "$kern" link add kv0 type veth peer name kv1
