@@ -240,8 +240,13 @@ int main(int argc, char** argv) {
     int failures = 0;
     for (const auto& p : traffic()) {
         std::vector<uint8_t> out(4096);
-        LIBBPF_OPTS(bpf_test_run_opts, run, .data_in = p.frame.data(), .data_out = out.data(),
-                    .data_size_in = uint32_t(p.frame.size()), .data_size_out = uint32_t(out.size()), .repeat = 1);
+        bpf_test_run_opts run{};  // field by field: LIBBPF_OPTS trips clang's designated-initializer warning
+        run.sz = sizeof run;
+        run.data_in = p.frame.data();
+        run.data_out = out.data();
+        run.data_size_in = uint32_t(p.frame.size());
+        run.data_size_out = uint32_t(out.size());
+        run.repeat = 1;
         int err = bpf_prog_test_run_opts(lb->prog_fd(), &run);
         if (err != 0) {
             // The kernel refuses a frame shorter than an Ethernet header (EINVAL): so must xdprt.
