@@ -25,6 +25,7 @@
 #include "prog/prog.h"
 #include "vm/vm.h"
 #include "dataplane_harness.h"
+#include "test_run_opts.h"
 
 namespace xdprt::bench {
 namespace {
@@ -72,18 +73,6 @@ std::vector<std::vector<uint8_t>> traffic(int64_t flows) {
     return out;
 }
 
-// One test run of `f` (field by field: LIBBPF_OPTS trips clang's designated-initializer warning).
-bpf_test_run_opts one_run(const std::vector<uint8_t>& f, std::vector<uint8_t>& out) {
-    bpf_test_run_opts o{};
-    o.sz = sizeof o;
-    o.data_in = f.data();
-    o.data_out = out.data();
-    o.data_size_in = uint32_t(f.size());
-    o.data_size_out = uint32_t(out.size());
-    o.repeat = 1;
-    return o;
-}
-
 // Test runs on CPU 0 only: each runner picks the per-core LRU by the CPU it runs on.
 void pin_to_cpu0() {
     cpu_set_t one;
@@ -97,7 +86,7 @@ void test_run(benchmark::State& state, int prog_fd, const std::vector<std::vecto
     pin_to_cpu0();
     std::vector<uint8_t> out(256);
     auto run = [&](const std::vector<uint8_t>& f, uint32_t& duration) {
-        bpf_test_run_opts o = one_run(f, out);
+        bpf_test_run_opts o = testing_support::test_run_opts(f, out);
         int err = bpf_prog_test_run_opts(prog_fd, &o);
         duration = o.duration;
         return err == 0 && o.retval == XDP_TX;
@@ -246,7 +235,7 @@ void floor_run(benchmark::State& state, bool kernel) {
     std::vector<uint8_t> out(256);
     uint64_t total = 0, n = 0;
     for (auto _ : state) {
-        bpf_test_run_opts o = one_run(f, out);
+        bpf_test_run_opts o = testing_support::test_run_opts(f, out);
         if (bpf_prog_test_run_opts(fd, &o) != 0) return state.SkipWithError("test run failed");
         total += o.duration;
         ++n;

@@ -276,10 +276,7 @@ std::map<int, cached_view>& views() {
     conn().writer_token.store(0, std::memory_order_relaxed);
 });
 
-
-bool value_hash(uint32_t t) {
-    return t == BPF_MAP_TYPE_HASH || t == BPF_MAP_TYPE_PERCPU_HASH || t == BPF_MAP_TYPE_LRU_HASH || t == BPF_MAP_TYPE_LRU_PERCPU_HASH;
-}
+using xdprt::maps::is_value_hash;
 bool is_array(uint32_t t) { return t == BPF_MAP_TYPE_ARRAY || t == BPF_MAP_TYPE_PERCPU_ARRAY; }
 
 // MAP_LOOKUP_ELEM (no flags), MAP_UPDATE_ELEM, MAP_DELETE_ELEM and MAP_GET_NEXT_KEY on an
@@ -314,7 +311,7 @@ std::optional<long> local_element_op(long cmd, long attr, long size) {
     }
     const xdprt::maps::view& v = *it->second.v;
     const auto& sp = v.spec();
-    if (!is_array(sp.type) && !value_hash(sp.type)) return std::nullopt;
+    if (!is_array(sp.type) && !is_value_hash(sp.type)) return std::nullopt;
     const void* key = reinterpret_cast<const void*>(uintptr_t(a.key));
     // The kernel's errno where the window answers; nothing (the appliance serves it) where it
     // cannot: a read-only fd, BPF_F_LOCK, no spare element.
@@ -330,14 +327,14 @@ std::optional<long> local_element_op(long cmd, long attr, long size) {
         if (!a.key || !a.value) return -EFAULT;
         return answer(v.update(key, reinterpret_cast<const void*>(uintptr_t(a.value)), a.flags, token));
     case BPF_MAP_DELETE_ELEM:
-        if (!value_hash(sp.type) || !v.writable() || !token) return std::nullopt;
+        if (!is_value_hash(sp.type) || !v.writable() || !token) return std::nullopt;
         if (!a.key) return -EFAULT;
         return answer(v.erase(key, token));
     case BPF_MAP_GET_NEXT_KEY: {
         if (sp.flags & BPF_F_WRONLY) return std::nullopt;
         void* next = reinterpret_cast<void*>(uintptr_t(a.next_key));
         // As map_get_next_key: the type's answer first, then the copy to next_key (EFAULT).
-        if (value_hash(sp.type)) {
+        if (is_value_hash(sp.type)) {
             if (!v.writable() || !token) return std::nullopt;  // the walk takes the writer lock
             std::vector<std::byte> found(sp.key_size);
             auto r = answer(v.next_key(a.key ? key : nullptr, found.data(), token));

@@ -48,9 +48,10 @@ uint8_t verdict(uint64_t r) noexcept { return r <= XDP_REDIRECT ? uint8_t(r) : u
 
 void run_native(const vm::program& p, prog::xdp_buff* ctx, uint8_t* actions, helpers::redirect_target* targets,
                 uint32_t n) noexcept {
+    const uint32_t cpu = maps::this_cpu;
     for (uint32_t i = 0; i < n; ++i) {
         vm::run_state rs;
-        rs.cpu = maps::this_cpu;
+        rs.cpu = cpu;
         uint64_t r = p.native(reinterpret_cast<uint64_t>(&ctx[i]), 0, &rs);
         actions[i] = rs.faulted ? uint8_t(XDP_ABORTED) : verdict(r);
         if (actions[i] == XDP_REDIRECT) targets[i] = helpers::last_redirect;

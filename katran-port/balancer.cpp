@@ -94,29 +94,8 @@ struct balancer::state {
         lru_mapping = -1, fallback_cache = -1;
     std::vector<int> lrus;
     uint32_t ncpu = 1;
-    bool attached_standalone = false;
 
-    ~state() {
-        for (int fd : {prog, vip_map, reals, ch_rings, ctl_array, stats, reals_stats, server_id_map, lru_mapping, fallback_cache})
-            if (fd >= 0) close(fd);
-        for (int fd : lrus) close(fd);
-        if (obj) bpf_object__close(obj);
-    }
-
-    int* map_slot(const std::string& name) {
-        if (name == "vip_map") return &vip_map;
-        if (name == "reals") return &reals;
-        if (name == "ch_rings") return &ch_rings;
-        if (name == "ctl_array") return &ctl_array;
-        if (name == "stats") return &stats;
-        if (name == "reals_stats") return &reals_stats;
-        if (name == "server_id_map") return &server_id_map;
-        if (name == "lru_mapping") return &lru_mapping;
-        if (name == "fallback_cache") return &fallback_cache;
-        return nullptr;
-    }
-    static constexpr const char* map_names[] = {"vip_map", "reals", "ch_rings", "ctl_array", "stats",
-                                                "reals_stats", "server_id_map", "lru_mapping", "fallback_cache"};
+    ~state();
 
     // Forgets the flows the LRUs (every core's and the fallback) send to the reals `gone`: their
     // next packets take the ring, which no longer has them. Returns how many were forgotten.
@@ -127,12 +106,15 @@ struct balancer::state {
             uint32_t id = 0;
             if (bpf_map_lookup_elem(lru_mapping, &core, &id) != 0 || !id) continue;
             int fd = bpf_map_get_fd_by_id(id);
-            if (fd < 0) return errno_fail(fmt::format("lru_mapping[{}]: map id {}", core, id));
+            if (fd < 0) {
+                auto failed = errno_fail(fmt::format("lru_mapping[{}]: map id {}", core, id));
+                for (int o : opened) close(o);
+                return failed;
+            }
             opened.push_back(fd);
             lrus.push_back(fd);
         }
         size_t purged = 0;
-        auto done = [&] { for (int fd : opened) close(fd); };
         for (int fd : lrus) {
             std::array<uint8_t, 40> key{}, next{};
             std::vector<std::array<uint8_t, 40>> doomed;
@@ -144,7 +126,7 @@ struct balancer::state {
             for (auto& k : doomed)
                 if (bpf_map_delete_elem(fd, k.data()) == 0) ++purged;
         }
-        done();
+        for (int fd : opened) close(fd);
         return purged;
     }
 
@@ -177,6 +159,23 @@ struct balancer::state {
     }
 };
 
+// The object's maps katran-port uses, by the names the object (and the pins) give them.
+constexpr std::pair<const char*, int balancer::state::*> named_maps[] = {
+    {"vip_map", &balancer::state::vip_map},         {"reals", &balancer::state::reals},
+    {"ch_rings", &balancer::state::ch_rings},       {"ctl_array", &balancer::state::ctl_array},
+    {"stats", &balancer::state::stats},             {"reals_stats", &balancer::state::reals_stats},
+    {"server_id_map", &balancer::state::server_id_map}, {"lru_mapping", &balancer::state::lru_mapping},
+    {"fallback_cache", &balancer::state::fallback_cache},
+};
+
+balancer::state::~state() {
+    if (prog >= 0) close(prog);
+    for (const auto& [name, fd] : named_maps)
+        if (this->*fd >= 0) close(this->*fd);
+    for (int fd : lrus) close(fd);
+    if (obj) bpf_object__close(obj);
+}
+
 balancer::balancer(std::unique_ptr<state> s) : _s(std::move(s)) {}
 balancer::balancer(balancer&&) noexcept = default;
 balancer& balancer::operator=(balancer&&) noexcept = default;
@@ -194,10 +193,9 @@ result<balancer> balancer::open(const lb_config& cfg) {
         // A previous run loaded and pinned it: reopen.
         s->prog = bpf_obj_get((pins / prog_name).c_str());
         if (s->prog < 0) return errno_fail("reopen " + (pins / prog_name).string());
-        for (const char* name : state::map_names) {
-            int fd = bpf_obj_get((pins / name).c_str());
-            if (fd < 0) return errno_fail("reopen " + (pins / name).string());
-            *s->map_slot(name) = fd;
+        for (const auto& [name, slot] : named_maps) {
+            s.get()->*slot = bpf_obj_get((pins / name).c_str());
+            if (s.get()->*slot < 0) return errno_fail("reopen " + (pins / name).string());
         }
     } else {
         if (cfg.object.empty()) return fail(EINVAL, "no object: set `object:` to Katran's balancer.bpf.o");
@@ -219,10 +217,10 @@ result<balancer> balancer::open(const lb_config& cfg) {
         if (bpf_map__set_inner_map_fd(lru_mapping, s->lrus.front()) != 0) return errno_fail("lru_mapping: inner map template");
         if (int err = bpf_object__load(s->obj); err != 0) return fail(-err, "load {}: {}", cfg.object, strerror(-err));
         s->prog = dup_fd(bpf_program__fd(prog));
-        for (const char* name : state::map_names) {
+        for (const auto& [name, slot] : named_maps) {
             bpf_map* m = bpf_object__find_map_by_name(s->obj, name);
             if (!m) return fail(EINVAL, "{}: no map {}: not Katran's balancer object", cfg.object, name);
-            *s->map_slot(name) = dup_fd(bpf_map__fd(m));
+            s.get()->*slot = dup_fd(bpf_map__fd(m));
         }
         for (size_t k = 0; k < cores.size(); ++k)
             if (bpf_map_update_elem(s->lru_mapping, &cores[k], &s->lrus[k], BPF_ANY) != 0)
@@ -446,9 +444,7 @@ result<void> balancer::detach(const lb_config& cfg) {
 result<void> balancer::unpin(const lb_config& cfg) {
     if (cfg.pin_dir.empty()) return {};
     std::error_code ec;
-    std::filesystem::remove((std::filesystem::path(cfg.pin_dir) / prog_name), ec);
-    for (const char* name : state::map_names) std::filesystem::remove(std::filesystem::path(cfg.pin_dir) / name, ec);
-    // libbpf pinned the object's other maps too.
+    // The program and every map libbpf pinned: katran-port's and the object's others.
     for (const auto& e : std::filesystem::directory_iterator(cfg.pin_dir, ec)) std::filesystem::remove(e.path(), ec);
     std::filesystem::remove(cfg.pin_dir, ec);
     return {};
@@ -476,11 +472,13 @@ result<counters> balancer::vip_stats(const vip_spec& vip) const {
 
 uint32_t balancer::real_index(const std::string& text) const {
     auto a = parse_address(text);
-    if (!a) return 0;
-    auto h = read_held(_s->vip_map, _s->reals);
-    if (!h) return 0;
-    auto it = h->reals.find(*a);
-    return it == h->reals.end() ? 0 : it->second;
+    if (!a || a->zero()) return 0;  // an all-zero address marks a free index
+    for (uint32_t i = 1; i < max_reals; ++i) {
+        real_definition r{};
+        if (bpf_map_lookup_elem(_s->reals, &i, &r) != 0) return 0;
+        if (std::memcmp(r.addr, a->bytes.data(), 16) == 0 && bool(r.flags & real_f_ipv6) == a->v6) return i;
+    }
+    return 0;
 }
 
 result<counters> balancer::real_stats(const std::string& text) const {

@@ -17,6 +17,7 @@
 #include "isa/isa.h"
 #include "maps/map.h"
 #include "scratch_pin_root.h"
+#include "test_run_opts.h"
 #include "xdp_harness.h"
 
 namespace xdprt::control {
@@ -247,13 +248,7 @@ run_result load_and_run(const std::string& object) {
     int fd = bpf_program__fd(prog);
     for (const auto& frame : tools::demo_frames()) {
         std::vector<uint8_t> out(4096);
-        bpf_test_run_opts opts{};
-        opts.sz = sizeof opts;
-        opts.data_in = frame.data();
-        opts.data_out = out.data();
-        opts.data_size_in = uint32_t(frame.size());
-        opts.data_size_out = uint32_t(out.size());
-        opts.repeat = 1;
+        bpf_test_run_opts opts = testing_support::test_run_opts(frame, out);
         int e = bpf_prog_test_run_opts(fd, &opts);
         r.retvals.push_back(e ? uint32_t(1000 - errno) : opts.retval);
         out.resize(e ? 0 : opts.data_size_out);

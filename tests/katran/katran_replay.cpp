@@ -31,6 +31,7 @@
 #include <vector>
 
 #include "balancer.h"
+#include "test_run_opts.h"
 
 using namespace xdprt::katran;
 
@@ -240,13 +241,7 @@ int main(int argc, char** argv) {
     int failures = 0;
     for (const auto& p : traffic()) {
         std::vector<uint8_t> out(4096);
-        bpf_test_run_opts run{};  // field by field: LIBBPF_OPTS trips clang's designated-initializer warning
-        run.sz = sizeof run;
-        run.data_in = p.frame.data();
-        run.data_out = out.data();
-        run.data_size_in = uint32_t(p.frame.size());
-        run.data_size_out = uint32_t(out.size());
-        run.repeat = 1;
+        bpf_test_run_opts run = xdprt::testing_support::test_run_opts(p.frame, out);
         int err = bpf_prog_test_run_opts(lb->prog_fd(), &run);
         if (err != 0) {
             // The kernel refuses a frame shorter than an Ethernet header (EINVAL): so must xdprt.

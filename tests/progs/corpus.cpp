@@ -2,6 +2,7 @@
 // hooks are in corpus_entries.cpp.
 #include "corpus.h"
 #include "packets.h"
+#include "test_run_opts.h"
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -148,14 +149,7 @@ run_result run(int prog_fd, std::span<const uint8_t> packet) {
     // Room for every growth the programs can do: adjust_head into the 256-byte headroom and
     // adjust_tail up to the end of the 4 KiB test page.
     std::vector<uint8_t> out(8192);
-    // Field by field: LIBBPF_OPTS trips clang's missing-designated-field-initializers warning.
-    bpf_test_run_opts opts{};
-    opts.sz = sizeof opts;
-    opts.data_in = packet.data();
-    opts.data_out = out.data();
-    opts.data_size_in = static_cast<uint32_t>(packet.size());
-    opts.data_size_out = static_cast<uint32_t>(out.size());
-    opts.repeat = 1;
+    bpf_test_run_opts opts = testing_support::test_run_opts(packet, out);
     run_result r;
     if (int err = bpf_prog_test_run_opts(prog_fd, &opts); err) {
         r.error = -err;

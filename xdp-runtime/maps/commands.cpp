@@ -99,26 +99,13 @@ result<void> freeze(map& m) {
 result<view> view::open(int memfd) { return open_window(memfd, false); }
 result<view> view::open_writable(int memfd) { return open_window(memfd, true); }
 
-bool view::value_hash() const {
-    switch (_map->type()) {
-    case BPF_MAP_TYPE_HASH: case BPF_MAP_TYPE_PERCPU_HASH: case BPF_MAP_TYPE_LRU_HASH: case BPF_MAP_TYPE_LRU_PERCPU_HASH:
-        return true;
-    default:
-        return false;
-    }
-}
-
-result<void> view::update(const void* key, const void* value, uint64_t flags, uint32_t owner) const {
-    bool array = _map->type() == BPF_MAP_TYPE_ARRAY || _map->type() == BPF_MAP_TYPE_PERCPU_ARRAY;
-    if (_map->read_only() || !(array || value_hash()))
-        return fail(EOPNOTSUPP, "{}: no updates through a window", type_name(_map->type()));
-    if (flags & BPF_F_LOCK) return fail(EOPNOTSUPP, "BPF_F_LOCK updates are the appliance's to serve");
+result<void> view::writes_as(uint32_t owner, bool arrays, const char* what) const {
+    const uint32_t t = _map->type();
+    if (_map->read_only() || !(is_value_hash(t) || (arrays && (t == BPF_MAP_TYPE_ARRAY || t == BPF_MAP_TYPE_PERCPU_ARRAY))))
+        return fail(EOPNOTSUPP, "{}: no {} through a window", type_name(t), what);
     if (!(owner & client_writer)) return fail(EINVAL, "a window writes as a client (client_writer | pid), not as {:#x}", owner);
     _map->_writer_owner = owner;
-    auto r = update_elem(*_map, key, value, flags);
-    if (!r && r.error().code == ENOMEM && value_hash())
-        return fail(EAGAIN, "every spare element waits for the appliance to reclaim it");
-    return for_the_appliance(std::move(r));
+    return {};
 }
 
 // A lock the window waited too long for: the appliance can tell whether its holder died.
@@ -127,17 +114,22 @@ result<void> view::for_the_appliance(result<void> r) {
     return r;
 }
 
+result<void> view::update(const void* key, const void* value, uint64_t flags, uint32_t owner) const {
+    if (auto ok = writes_as(owner, true, "updates"); !ok) return ok;
+    if (flags & BPF_F_LOCK) return fail(EOPNOTSUPP, "BPF_F_LOCK updates are the appliance's to serve");
+    auto r = update_elem(*_map, key, value, flags);
+    if (!r && r.error().code == ENOMEM && is_value_hash(_map->type()))
+        return fail(EAGAIN, "every spare element waits for the appliance to reclaim it");
+    return for_the_appliance(std::move(r));
+}
+
 result<void> view::erase(const void* key, uint32_t owner) const {
-    if (_map->read_only() || !value_hash()) return fail(EOPNOTSUPP, "{}: no deletes through a window", type_name(_map->type()));
-    if (!(owner & client_writer)) return fail(EINVAL, "a window writes as a client (client_writer | pid), not as {:#x}", owner);
-    _map->_writer_owner = owner;
+    if (auto ok = writes_as(owner, false, "deletes"); !ok) return ok;
     return for_the_appliance(delete_elem(*_map, key));
 }
 
 result<void> view::next_key(const void* key, void* next, uint32_t owner) const {
-    if (_map->read_only() || !value_hash()) return fail(EOPNOTSUPP, "{}: no get_next_key through a window", type_name(_map->type()));
-    if (!(owner & client_writer)) return fail(EINVAL, "a window writes as a client (client_writer | pid), not as {:#x}", owner);
-    _map->_writer_owner = owner;
+    if (auto ok = writes_as(owner, false, "get_next_key"); !ok) return ok;
     return for_the_appliance(get_next_key(*_map, key, next));
 }
 

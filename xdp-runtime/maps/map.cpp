@@ -101,7 +101,6 @@ bool in_map_memory(uint64_t addr, uint64_t size, bool write) {
     return addr + size <= it->first + it->second.first && addr + size >= addr && !(write && it->second.second);
 }
 
-
 namespace {
 
 // True when process `pid` (of this pid namespace) has exited: gone, or a zombie.
@@ -199,7 +198,6 @@ void clear_objects(map& m) {
     }
     fd_array_clear(m);
 }
-
 
 bool next_element(map& m, uint64_t& cursor, void* scratch, void** key, void** value) noexcept {
     switch (m.type()) {

@@ -295,8 +295,9 @@ public:
 
 private:
     [[nodiscard]] static result<view> open_window(int memfd, bool writable);
-    // The hash types a window writes.
-    bool value_hash() const;
+    // EOPNOTSUPP unless this window may write (`what`: the command) a map of its type as `owner`
+    // (arrays too with `arrays`); otherwise records `owner` as its writer.
+    [[nodiscard]] result<void> writes_as(uint32_t owner, bool arrays, const char* what) const;
     [[nodiscard]] static result<void> for_the_appliance(result<void> r);
     std::unique_ptr<map> _map;
 };
@@ -351,6 +352,11 @@ void clear_objects(map& m);
 
 // True for the fd-valued types (userspace passes fds as values).
 bool holds_fds(uint32_t type);
+// The hash types that hold plain values (not objects): what a view reads and writes.
+constexpr bool is_value_hash(uint32_t type) {
+    return type == BPF_MAP_TYPE_HASH || type == BPF_MAP_TYPE_PERCPU_HASH || type == BPF_MAP_TYPE_LRU_HASH ||
+           type == BPF_MAP_TYPE_LRU_PERCPU_HASH;
+}
 constexpr bool is_percpu(uint32_t type) {
     return type == BPF_MAP_TYPE_PERCPU_ARRAY || type == BPF_MAP_TYPE_PERCPU_HASH || type == BPF_MAP_TYPE_LRU_PERCPU_HASH;
 }
