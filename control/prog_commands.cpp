@@ -78,7 +78,16 @@ result<int> shadow_btf(const object& b, kernel_fds& fds, std::map<const object*,
 
 // A kernel map shaped like `o` for the verifier: same type, key, value and flags, one entry
 // where the count does not matter; global data (arrays) keep their size and contents, since the
-// verifier reads frozen read-only values.
+// verifier reads frozen read-only values. Arrays keep their entry count (up to a memory budget):
+// the verifier drops the NULL branch of a lookup at a constant key below max_entries, and a
+// shadow with fewer entries would make it walk paths the kernel proper never walks (Katran's
+// feature build then exceeds the verifier's 1M-instruction budget).
+uint32_t shadow_array_entries(const maps::spec& s) {
+    constexpr uint64_t budget = 64ull << 20;  // a transient allocation in the kernel, per load
+    uint64_t slot = (uint64_t(s.value_size) + 7) & ~7ull;
+    if (s.type == BPF_MAP_TYPE_PERCPU_ARRAY) slot *= maps::possible_cpus();
+    return uint32_t(std::clamp<uint64_t>(budget / std::max<uint64_t>(slot, 1), 1, s.max_entries));
+}
 result<int> shadow_map(const object& o, kernel_fds& fds, std::map<const object*, int>& done, std::map<const object*, int>& btfs) {
     if (auto it = done.find(&o); it != done.end()) return it->second;
     const maps::spec& s = o.map->spec();
@@ -97,6 +106,7 @@ result<int> shadow_map(const object& o, kernel_fds& fds, std::map<const object*,
         a.map_flags |= BPF_F_NO_PREALLOC;
         break;
     case BPF_MAP_TYPE_LPM_TRIE: a.max_entries = 1; break;
+    case BPF_MAP_TYPE_ARRAY: case BPF_MAP_TYPE_PERCPU_ARRAY: a.max_entries = shadow_array_entries(s); break;
     default: a.max_entries = keep_size ? s.max_entries : 1; break;
     }
     if (o.inner_template) {

@@ -13,6 +13,7 @@
 #include <cstring>
 #include <filesystem>
 #include <set>
+#include <tuple>
 
 #include "maglev.h"
 
@@ -24,6 +25,11 @@ namespace {
 constexpr uint32_t max_vips = 512, max_reals = 4096, max_supported_cpus = 128;
 constexpr uint8_t real_f_ipv6 = 1;
 constexpr const char* prog_name = "balancer_ingress";
+// Ours, beside Katran's pins: the server ids apply wrote (id -> 1), so a later apply can clear
+// the ones a file drops. Far more than Katran's reals (4096) ever carry.
+constexpr const char* ids_ledger_name = "katran_ctl_ids";
+constexpr uint32_t ids_ledger_entries = 1u << 16;
+constexpr uint32_t v4_src_index = 0, v6_src_index = 1;  // pckt_srcs (balancer_consts.h)
 
 struct vip_definition {
     uint8_t addr[16];
@@ -92,6 +98,9 @@ struct balancer::state {
     int prog = -1;
     int vip_map = -1, reals = -1, ch_rings = -1, ctl_array = -1, stats = -1, reals_stats = -1, server_id_map = -1,
         lru_mapping = -1, fallback_cache = -1;
+    int pckt_srcs = -1;   // only in objects built with GUE_ENCAP
+    int ids_ledger = -1;  // ids_ledger_name
+    bool server_ids_hashed = false;  // server_id_map is a HASH (SERVER_ID_HASH_MAP), else an ARRAY
     std::vector<int> lrus;
     uint32_t ncpu = 1;
 
@@ -172,6 +181,8 @@ balancer::state::~state() {
     if (prog >= 0) close(prog);
     for (const auto& [name, fd] : named_maps)
         if (this->*fd >= 0) close(this->*fd);
+    for (int fd : {pckt_srcs, ids_ledger})
+        if (fd >= 0) close(fd);
     for (int fd : lrus) close(fd);
     if (obj) bpf_object__close(obj);
 }
@@ -196,6 +207,14 @@ result<balancer> balancer::open(const lb_config& cfg) {
         for (const auto& [name, slot] : named_maps) {
             s.get()->*slot = bpf_obj_get((pins / name).c_str());
             if (s.get()->*slot < 0) return errno_fail("reopen " + (pins / name).string());
+        }
+        if (std::filesystem::exists(pins / "pckt_srcs", ec)) {
+            s->pckt_srcs = bpf_obj_get((pins / "pckt_srcs").c_str());
+            if (s->pckt_srcs < 0) return errno_fail("reopen " + (pins / "pckt_srcs").string());
+        }
+        if (std::filesystem::exists(pins / ids_ledger_name, ec)) {
+            s->ids_ledger = bpf_obj_get((pins / ids_ledger_name).c_str());
+            if (s->ids_ledger < 0) return errno_fail("reopen " + (pins / ids_ledger_name).string());
         }
     } else {
         if (cfg.object.empty()) return fail(EINVAL, "no object: set `object:` to Katran's balancer.bpf.o");
@@ -222,6 +241,7 @@ result<balancer> balancer::open(const lb_config& cfg) {
             if (!m) return fail(EINVAL, "{}: no map {}: not Katran's balancer object", cfg.object, name);
             s.get()->*slot = dup_fd(bpf_map__fd(m));
         }
+        if (bpf_map* m = bpf_object__find_map_by_name(s->obj, "pckt_srcs")) s->pckt_srcs = dup_fd(bpf_map__fd(m));
         for (size_t k = 0; k < cores.size(); ++k)
             if (bpf_map_update_elem(s->lru_mapping, &cores[k], &s->lrus[k], BPF_ANY) != 0)
                 return errno_fail(fmt::format("lru_mapping[{}]", cores[k]));
@@ -233,6 +253,19 @@ result<balancer> balancer::open(const lb_config& cfg) {
                 return fail(-err, "pin {}: {}", (pins / prog_name).string(), strerror(-err));
         }
     }
+    if (s->ids_ledger < 0) {
+        bpf_map_create_opts no_prealloc{};
+        no_prealloc.sz = sizeof no_prealloc;
+        no_prealloc.map_flags = BPF_F_NO_PREALLOC;
+        s->ids_ledger = bpf_map_create(BPF_MAP_TYPE_HASH, ids_ledger_name, 4, 4, ids_ledger_entries, &no_prealloc);
+        if (s->ids_ledger < 0) return errno_fail("create the server id ledger");
+        if (!cfg.pin_dir.empty() && bpf_obj_pin(s->ids_ledger, (pins / ids_ledger_name).c_str()) != 0)
+            return errno_fail("pin " + (pins / ids_ledger_name).string());
+    }
+    bpf_map_info sid{};
+    uint32_t sid_len = sizeof sid;
+    if (bpf_obj_get_info_by_fd(s->server_id_map, &sid, &sid_len) != 0) return errno_fail("map server_id_map: info");
+    s->server_ids_hashed = sid.type == BPF_MAP_TYPE_HASH;
     if (auto ok = s->check_layouts(); !ok) return tl::unexpected(with_context(ok.error(), cfg.object));
     return balancer(std::move(s));
 }
@@ -290,6 +323,22 @@ result<change_report> balancer::apply(const lb_config& cfg) {
     uint64_t mac = 0;
     std::memcpy(&mac, cfg.gateway_mac.data(), 6);
     if (bpf_map_update_elem(s.ctl_array, &zero, &mac, BPF_ANY) != 0) return errno_fail("ctl_array[0] (gateway MAC)");
+
+    if (s.pckt_srcs >= 0) {
+        // GUE: the outer source of encapsulated packets, pckt_srcs[0] IPv4 and [1] IPv6.
+        if (cfg.encap_source_v4.empty() && cfg.encap_source_v6.empty())
+            return fail(EINVAL, "this object encapsulates in GUE (it has pckt_srcs): set encap_sources (v4, v6)");
+        for (auto [text, key, v6] : {std::tuple{&cfg.encap_source_v4, v4_src_index, false}, {&cfg.encap_source_v6, v6_src_index, true}}) {
+            if (text->empty()) continue;
+            auto a = parse_address(*text);
+            if (!a) return tl::unexpected(with_context(a.error(), "encap_sources"));
+            if (a->v6 != v6) return fail(EINVAL, "encap_sources.{}: '{}' is not an IPv{} address", v6 ? "v6" : "v4", *text, v6 ? 6 : 4);
+            real_definition src{};
+            std::memcpy(src.addr, a->bytes.data(), 16);
+            uint32_t k = key;
+            if (bpf_map_update_elem(s.pckt_srcs, &k, &src, BPF_ANY) != 0) return errno_fail(fmt::format("pckt_srcs[{}]", key));
+        }
+    }
 
     auto now = read_held(s.vip_map, s.reals);
     if (!now) return tl::unexpected(now.error());
@@ -384,8 +433,23 @@ result<change_report> balancer::apply(const lb_config& cfg) {
     // Server ids, then the reals nothing names any more.
     for (const auto& [id, text] : cfg.server_ids) {
         uint32_t real = index.at(*parse_address(text));
-        uint32_t key = id;
+        uint32_t key = id, one = 1;
         if (bpf_map_update_elem(s.server_id_map, &key, &real, BPF_ANY) != 0) return errno_fail(fmt::format("server_id_map[{}]", id));
+        if (bpf_map_update_elem(s.ids_ledger, &key, &one, BPF_ANY) != 0)
+            return errno_fail(fmt::format("server id {}: the ledger ({} ids at most)", id, ids_ledger_entries));
+    }
+    std::vector<uint32_t> dropped;
+    uint32_t at = 0, next = 0;
+    for (bool first = true; bpf_map_get_next_key(s.ids_ledger, first ? nullptr : &at, &next) == 0; first = false) {
+        at = next;
+        if (!cfg.server_ids.count(at)) dropped.push_back(at);
+    }
+    for (uint32_t id : dropped) {
+        uint32_t none = 0;
+        int r = s.server_ids_hashed ? bpf_map_delete_elem(s.server_id_map, &id) : bpf_map_update_elem(s.server_id_map, &id, &none, BPF_ANY);
+        if (r != 0 && errno != ENOENT) return errno_fail(fmt::format("clear server_id_map[{}]", id));
+        bpf_map_delete_elem(s.ids_ledger, &id);
+        ++report.server_ids_removed;
     }
     std::set<uint32_t> gone;
     for (const auto& [a, i] : now->reals)

@@ -15,7 +15,9 @@
 // Maglev (maglev.h) over the VIP's reals and weights. apply() reads what the maps hold and
 // writes only the difference: ring slots that change, VIPs and reals added or removed. A removed
 // real's flows are also forgotten by the LRUs (Katran's LRU would keep sending them to it), so
-// they move at once, and only they.
+// they move at once, and only they. The server ids apply wrote are listed in a map of ours
+// (pinned beside Katran's as katran_ctl_ids), so that a later apply clears the ones a file drops
+// without scanning server_id_map's 16M slots.
 #pragma once
 
 #include <array>
@@ -63,6 +65,9 @@ struct lb_config {
     uint32_t lru_size = 100000;       // entries per core's LRU
     std::vector<vip_spec> vips;
     std::map<uint32_t, std::string> server_ids;  // QUIC / TPR server id -> real address
+    // The outer source addresses of GUE encapsulation (KatranLb's katranSrcV4/katranSrcV6), in
+    // pckt_srcs; required by an object built with GUE_ENCAP, unused by an IPIP one.
+    std::string encap_source_v4, encap_source_v6;
 };
 
 // Reads a katran-port YAML file (katran-port/README.md); errors name the file, the key and why.
@@ -77,6 +82,7 @@ struct change_report {
     size_t reals_added = 0, reals_removed = 0;
     size_t ring_slots_written = 0;  // slots whose real changed, over every VIP
     size_t lru_entries_purged = 0;  // flows that went to a removed real: they take the ring again
+    size_t server_ids_removed = 0;  // ids an earlier apply wrote that the file no longer has
 };
 
 class balancer {

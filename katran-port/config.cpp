@@ -58,7 +58,8 @@ result<lb_config> load_config(const std::string& path) {
     }
     reader r{path};
     if (auto ok = r.only(root, "top level", {"object", "pin_dir", "interface", "xdp_mode", "shared", "gateway_mac",
-                                             "forwarding_cores", "lru_size", "vips", "server_ids"});
+                                             "forwarding_cores", "lru_size", "vips", "server_ids",
+                                             "encap_sources"});
         !ok)
         return tl::unexpected(ok.error());
     lb_config cfg;
@@ -148,6 +149,15 @@ result<lb_config> load_config(const std::string& path) {
                 }
             }
             cfg.vips.push_back(std::move(v));
+        }
+    }
+    if (auto e = root["encap_sources"]) {
+        if (auto ok = r.only(e, "encap_sources", {"v4", "v6"}); !ok) return tl::unexpected(ok.error());
+        for (auto [key, out] : {std::pair{"v4", &cfg.encap_source_v4}, {"v6", &cfg.encap_source_v6}}) {
+            if (!e[key]) continue;
+            auto v = r.get<std::string>(e[key], std::string("encap_sources.") + key);
+            if (!v) return tl::unexpected(v.error());
+            *out = *v;
         }
     }
     if (auto ids = root["server_ids"]) {

@@ -47,9 +47,9 @@ int main(int argc, char** argv) {
         auto rep = lb->apply(*cfg);
         if (!rep) return failed(rep.error());
         std::printf("vips: %zu added, %zu changed, %zu removed; reals: %zu added, %zu removed; ring slots written: %zu; "
-                    "lru entries purged: %zu\n",
+                    "lru entries purged: %zu; server ids removed: %zu\n",
                     rep->vips_added, rep->vips_changed, rep->vips_removed, rep->reals_added, rep->reals_removed,
-                    rep->ring_slots_written, rep->lru_entries_purged);
+                    rep->ring_slots_written, rep->lru_entries_purged, rep->server_ids_removed);
         if (!cfg->interface.empty() || !cfg->root_array.empty()) {
             if (auto ok = lb->attach(*cfg); !ok) return failed(ok.error());
             std::printf("attached: %s\n", cfg->root_array.empty() ? cfg->interface.c_str() : cfg->root_array.c_str());

@@ -186,6 +186,14 @@ std::vector<packet> traffic() {
     out.push_back({"icmp4-frag-needed", ipv4("192.168.1.1", "10.100.0.1", IPPROTO_ICMP, icmp4(ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED, htonl(1400), quoted4))});
     bytes quoted6 = inner(ipv6("fc00::2", "fc00:1::10", IPPROTO_TCP, l4(IPPROTO_TCP, 80, 31337, ack, {})));
     out.push_back({"icmp6-too-big", ipv6("fc00:1::1", "fc00::2", IPPROTO_ICMPV6, icmp6(ICMPV6_PKT_TOOBIG, 0, htonl(1400), quoted6))});
+    // Encapsulated to the balancer (IPIP, IPv6-in-IPv6, GUE on port 6080): a build with inline
+    // decapsulation takes them apart, the default build passes them.
+    bytes syn4 = inner(ipv4("192.168.1.50", "10.100.0.1", IPPROTO_TCP, l4(IPPROTO_TCP, 31338, 80, syn, {})));
+    bytes syn6 = inner(ipv6("fc00:1::50", "fc00::2", IPPROTO_TCP, l4(IPPROTO_TCP, 31338, 80, syn, {})));
+    out.push_back({"ipip4-in", ipv4("192.168.1.1", "10.100.0.1", IPPROTO_IPIP, syn4)});
+    out.push_back({"ip6ip6-in", ipv6("fc00:1::1", "fc00::2", IPPROTO_IPV6, syn6)});
+    out.push_back({"gue4-in", ipv4("192.168.1.1", "10.100.0.1", IPPROTO_UDP, l4(IPPROTO_UDP, 5000, 6080, 0, syn4))});
+    out.push_back({"gue6-in", ipv6("fc00:1::1", "fc00::2", IPPROTO_UDP, l4(IPPROTO_UDP, 5000, 6080, 0, syn6))});
     // Not for a VIP; not Katran's to balance.
     out.push_back({"tcp4-no-vip", ipv4("192.168.1.10", "10.100.0.99", IPPROTO_TCP, l4(IPPROTO_TCP, 31337, 80, syn, {}))});
     out.push_back({"tcp4-vip-other-port", ipv4("192.168.1.10", "10.100.0.1", IPPROTO_TCP, l4(IPPROTO_TCP, 31337, 81, syn, {}))});
