@@ -501,7 +501,7 @@ long server::impl::prog_load(union bpf_attr& a, const client_memory& mem) {
         };
         p->link.direct_lookup = [find_own](uint64_t addr) -> const void* {
             maps::map* m = find_own(addr);
-            return m ? reinterpret_cast<const void*>(m->ops().lookup) : nullptr;
+            return m ? reinterpret_cast<const void*>(m->lookup()) : nullptr;
         };
         auto loaded = vm::load(*name, fixed, p->link);
         if (!loaded) return reject(loaded.error());

@@ -16,7 +16,7 @@ void* ptr(uint64_t r) { return reinterpret_cast<void*>(r); }
 
 uint64_t map_lookup_elem(uint64_t map, uint64_t key, uint64_t, uint64_t, uint64_t) {
     maps::map& m = as_map(map);
-    auto fn = m.ops().lookup;
+    auto fn = m.lookup();
     return fn ? reinterpret_cast<uint64_t>(fn(m, ptr(key))) : 0;
 }
 

@@ -154,6 +154,7 @@ result<view> view::open_window(int memfd, bool writable) {
     m->_spec = h->shape();
     m->_ops = ops_for(h->type);
     if (!m->_ops) return fail(EINVAL, "map type {} unknown", h->type);
+    m->_lookup = choose_lookup(*m);
     view v;
     v._map = std::move(m);
     return v;

@@ -90,18 +90,66 @@ size_t elem_bytes_for(const spec& s) { return sizeof(elem) + round8(s.key_size) 
 size_t buckets_for(const spec& s) { return std::min<size_t>(pow2_at_least(s.max_entries), max_htab_entries); }
 size_t elems_offset_for(const spec& s) { return (buckets_for(s) * 4 + 63) & ~size_t(63); }
 
-// Key equality without a call to memcmp (keys are short: Katran's flow key is 40 bytes).
-inline bool same_key(const std::byte* stored, const void* key, size_t n) {
+inline uint64_t load64(const std::byte* p) {
+    uint64_t v;
+    std::memcpy(&v, p, 8);
+    return v;
+}
+inline uint64_t load32(const std::byte* p) {
+    uint32_t v;
+    std::memcpy(&v, p, 4);
+    return v;
+}
+
+// Key equality without a call to memcmp (keys are short: Katran's flow key is 40 bytes), in
+// 8-byte words, the last one overlapping the previous when the size is not a multiple of 8.
+// Inlined with a constant size (the lookups specialized per key size), it unrolls.
+[[gnu::always_inline]] inline bool same_key(const std::byte* stored, const void* key, size_t n) {
     const auto* k = static_cast<const std::byte*>(key);
-    for (; n >= 8; n -= 8, stored += 8, k += 8) {
-        uint64_t a, b;
-        std::memcpy(&a, stored, 8);
-        std::memcpy(&b, k, 8);
-        if (a != b) return false;
+    if (n >= 8) {
+        uint64_t diff = 0;
+        size_t i = 0;
+        for (; i + 8 <= n; i += 8) diff |= load64(stored + i) ^ load64(k + i);
+        if (i < n) diff |= load64(stored + n - 8) ^ load64(k + n - 8);
+        return diff == 0;
     }
-    for (; n; --n, ++stored, ++k)
-        if (*stored != *k) return false;
+    if (n >= 4) return ((load32(stored) ^ load32(k)) | (load32(stored + n - 4) ^ load32(k + n - 4))) == 0;
+    for (size_t i = 0; i < n; ++i)
+        if (stored[i] != k[i]) return false;
     return true;
+}
+
+// 64 x 64 -> 128-bit product, its halves xored: the hash's mixing step.
+inline uint64_t mul_fold(uint64_t a, uint64_t b) {
+    unsigned __int128 p = static_cast<unsigned __int128>(a) * b;
+    return uint64_t(p) ^ uint64_t(p >> 64);
+}
+
+// The bucket hash of an n-byte key under the map's seed. The key is taken 16 bytes at a time
+// (the last block overlapping the previous one when n is not a multiple of 16; a map's key size
+// is fixed); each block's two words, xored with seed-derived secrets that differ per block, are
+// multiplied into 128 bits and folded; the blocks' products are xored, and one more multiply
+// mixes the result. The blocks' multiplies are independent of each other, so a 40-byte key costs
+// little more than an 8-byte one (a chain of multiplies over the words cost 3x as much).
+[[gnu::always_inline]] inline uint32_t hash_key(const std::byte* p, size_t n, uint64_t seed) {
+    constexpr uint64_t k0 = 0xa0761d6478bd642full, k1 = 0xe7037ed1a0b428dbull, k2 = 0x8ebc6af09c88c6e3ull,
+                       k3 = 0x589965cc75374cc3ull;
+    const uint64_t sa = seed ^ k0, sb = seed ^ k1;
+    uint64_t h;
+    if (n <= 16) {
+        uint64_t a = 0, b = 0;
+        if (n >= 8) a = load64(p), b = load64(p + n - 8);
+        else if (n >= 4) a = load32(p), b = load32(p + n - 4);
+        else if (n) a = uint64_t(p[0]) << 16 | uint64_t(p[n / 2]) << 8 | uint64_t(p[n - 1]);
+        h = mul_fold(a ^ sa, b ^ sb);
+    } else {
+        h = 0;
+        size_t i = 0, j = 0;
+        for (; i + 16 < n; i += 16, ++j) h ^= mul_fold(load64(p + i) ^ (sa + j * k2), load64(p + i + 8) ^ (sb + j * k3));
+        h ^= mul_fold(load64(p + n - 16) ^ (sa + j * k2), load64(p + n - 8) ^ (sb + j * k3));
+    }
+    h = mul_fold(h ^ k2, k3 ^ n);
+    return uint32_t(h ^ (h >> 32));
 }
 
 // A view of one table, cached per call from the header.
@@ -124,39 +172,22 @@ struct table {
     std::byte* value(elem& e) const { return key(e) + key_bytes; }
     uint32_t key_size() const { return m.spec().key_size; }
 
-    uint32_t hash(const void* k) const {
-        // Multiply-xorshift over 8-byte words, seeded per map.
-        const auto* p = static_cast<const std::byte*>(k);
-        size_t n = key_size();
-        uint64_t x = seed ^ (n * 0x9e3779b97f4a7c15ull);
-        for (; n >= 8; n -= 8, p += 8) {
-            uint64_t v;
-            std::memcpy(&v, p, 8);
-            x = (x ^ v) * 0xbf58476d1ce4e5b9ull;
-            x ^= x >> 31;
-        }
-        if (n) {
-            uint64_t v = 0;
-            std::memcpy(&v, p, n);
-            x = (x ^ v) * 0x94d049bb133111ebull;
-            x ^= x >> 29;
-        }
-        x *= 0xd6e8feb86659fd93ull;
-        return uint32_t(x ^ (x >> 32));
-    }
+    uint32_t hash(const void* k) const { return hash_key(static_cast<const std::byte*>(k), key_size(), seed); }
     std::atomic<uint32_t>& bucket(uint32_t hash) const { return buckets[hash & (n_buckets - 1)]; }
     static bool is_end(uint32_t link) { return link & 1; }
     uint32_t end_marker(uint32_t hash) const { return uint32_t((hash & (n_buckets - 1)) << 1 | 1); }
 
-    // Program-side lookup: no lock, no write (QSBR keeps what it returns valid).
-    elem* find(const void* k, uint32_t hash) const {
+    // Program-side lookup: no lock, no write (QSBR keeps what it returns valid). `n` is the key
+    // size, a constant where the lookup is specialized for it.
+    [[gnu::always_inline]] elem* find(const void* k, uint32_t hash, size_t n) const {
         for (uint32_t l = bucket(hash).load(std::memory_order_acquire); !is_end(l);) {
             elem& e = at(l >> 1);
-            if (e.hash == hash && same_key(key(e), k, key_size())) return &e;
+            if (e.hash == hash && same_key(key(e), k, n)) return &e;
             l = e.next.load(std::memory_order_acquire);
         }
         return nullptr;
     }
+    elem* find(const void* k, uint32_t hash) const { return find(k, hash, key_size()); }
 
     // Writer-side lookup: also the link that points at the element.
     elem* find_linked(const void* k, uint32_t hash, std::atomic<uint32_t>** link) const {
@@ -388,9 +419,13 @@ long upsert(table& t, const void* key, uint64_t flags, Write write, InPlace writ
     return 0;
 }
 
-void* hash_lookup(map& m, const void* key) noexcept {
+// The program-side lookup; KeySize 0: the map's, read from its header, else that constant (the
+// lookups program_lookup() hands the JIT for common key sizes).
+template <uint32_t KeySize>
+void* hash_lookup_sized(map& m, const void* key) noexcept {
     table t(m);
-    elem* e = t.find(key, t.hash(key));
+    const size_t n = KeySize ? KeySize : t.key_size();
+    elem* e = t.find(key, hash_key(static_cast<const std::byte*>(key), n, t.seed), n);
     if (!e) return nullptr;
     if (is_lru(m.type()) && !e->ref.load(std::memory_order_relaxed)) e->ref.store(1, std::memory_order_relaxed);
     if (m.type() == BPF_MAP_TYPE_HASH_OF_MAPS) {
@@ -400,6 +435,8 @@ void* hash_lookup(map& m, const void* key) noexcept {
     }
     return this_cpu_value(t, *e);
 }
+
+void* hash_lookup(map& m, const void* key) noexcept { return hash_lookup_sized<0>(m, key); }
 
 long hash_update(map& m, const void* key, const void* value, uint64_t flags) noexcept {
     if (holds_objects(m.type())) return -EOPNOTSUPP;
@@ -651,6 +688,22 @@ bool hash_next_element(map& m, uint64_t& cursor, void** key, void** value) noexc
         return true;
     }
     return false;
+}
+
+lookup_fn choose_lookup(const map& m) {
+    if (m.ops().lookup != hash_lookup) return m.ops().lookup;
+    switch (m.spec().key_size) {
+    case 4: return hash_lookup_sized<4>;
+    case 8: return hash_lookup_sized<8>;
+    case 12: return hash_lookup_sized<12>;
+    case 16: return hash_lookup_sized<16>;
+    case 20: return hash_lookup_sized<20>;  // Katran's vip_map
+    case 24: return hash_lookup_sized<24>;
+    case 32: return hash_lookup_sized<32>;
+    case 36: return hash_lookup_sized<36>;
+    case 40: return hash_lookup_sized<40>;  // Katran's flow key (LRUs)
+    default: return hash_lookup;
+    }
 }
 
 const ops hash_ops = hash_base;

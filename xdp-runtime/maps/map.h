@@ -87,7 +87,7 @@ struct ops;
 // Shared by every type: the last page of the memfd.
 struct map_header {
     static constexpr uint64_t magic_value = 0x70616d7472706478;  // "xdprtmap"
-    static constexpr uint32_t layout = 3;                         // bumped when any layout changes
+    static constexpr uint32_t layout = 4;                         // bumped when any layout changes (4: the hash)
     uint64_t magic;
     uint32_t layout_version;
     uint32_t type, key_size, value_size, max_entries, flags;
@@ -147,6 +147,8 @@ private:
     uint32_t _holder = 0;
 };
 
+using lookup_fn = void* (*)(map& m, const void* key) noexcept;
+
 // One map: its memory, its ops, its identity. Created by create(); not copyable or movable (programs
 // hold its address).
 class map {
@@ -158,6 +160,9 @@ public:
     const maps::spec& spec() const { return _spec; }
     uint32_t type() const { return _spec.type; }
     const maps::ops& ops() const { return *_ops; }
+    // The program-side lookup (the helper and the JIT's direct calls): ops().lookup, or one
+    // specialized for the key size (choose_lookup).
+    lookup_fn lookup() const { return _lookup; }
     int memfd() const { return _memfd; }
     std::byte* base() const { return _base; }
     size_t bytes() const { return _bytes; }
@@ -189,6 +194,7 @@ private:
     map() = default;
     maps::spec _spec;
     const maps::ops* _ops = nullptr;
+    lookup_fn _lookup = nullptr;
     int _memfd = -1;
     std::byte* _base = nullptr;
     size_t _bytes = 0;
@@ -310,6 +316,10 @@ bool release_writer(map& m, uint32_t owner);
 
 // The ops of a type, null when xdprt does not implement it.
 const ops* ops_for(uint32_t type);
+
+// The program-side lookup of `m` (map::lookup() caches it): ops().lookup, or, for the hash types,
+// one specialized for the map's key size.
+lookup_fn choose_lookup(const map& m);
 const char* type_name(uint32_t type);
 
 // The object at `index` of an fd-valued array (a PROG_ARRAY's program for bpf_tail_call), or null.
