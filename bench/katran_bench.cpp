@@ -12,13 +12,20 @@
 //   traffic: warm_lru (one TCP flow, in the LRU) or ports_8000 (8,000 source ports in turn).
 //
 //   sudo KATRAN_BPF_OBJ=/path/balancer.bpf.o build/bench/katran_bench --benchmark_counters_tabular=true
+//        --benchmark_repetitions=5 --benchmark_enable_random_interleaving=true
+//
+// It ends with a summary: medians per row, the kernel's cost against xdprt's JIT image and worker.
 #include <arpa/inet.h>
 #include <sched.h>
 #include <netinet/ip.h>
 #include <netinet/tcp.h>
 
+#include <algorithm>
+#include <cstdio>
 #include <cstdlib>
+#include <map>
 #include <optional>
+#include <string>
 
 #include "balancer.h"
 #include "maps/qsbr.h"
@@ -257,7 +264,67 @@ BENCHMARK(BM_Katran_Native)->Name("BM_Katran_Native/xdprt/ports_8000")->Arg(8000
 BENCHMARK(BM_Katran_Dataplane)->Name("BM_Katran_Dataplane/ring/warm_lru")->Arg(1)->UseManualTime()->Iterations(6);
 BENCHMARK(BM_Katran_Dataplane)->Name("BM_Katran_Dataplane/ring/ports_8000")->Arg(8000)->UseManualTime()->Iterations(6);
 
+// Every row's ns per packet, by name (repetitions collected), for the side-by-side summary.
+class summary_reporter : public benchmark::ConsoleReporter {
+public:
+    std::map<std::string, std::vector<double>> ns;
+    void ReportRuns(const std::vector<Run>& runs) override {
+        for (const auto& r : runs) {
+            if (r.error_occurred || r.run_type != Run::RT_Iteration) continue;
+            auto it = r.counters.find("ns_per_pkt");
+            if (it == r.counters.end()) continue;
+            // An inverted rate counter (BM_*_Native: runs per second, inverted) holds seconds.
+            const benchmark::Counter& c = it->second;
+            bool seconds = (c.flags & benchmark::Counter::kIsRate) && (c.flags & benchmark::Counter::kInvert);
+            ns[r.run_name.str()].push_back(seconds ? c.value * 1e9 : c.value);
+        }
+        ConsoleReporter::ReportRuns(runs);
+    }
+};
+
+// The kernel's per-packet cost (test run, with and without its harness floor) against xdprt's
+// JIT image and one xdprt worker core, medians over the repetitions of this run (these machines
+// are noisy: --benchmark_repetitions=5 --benchmark_enable_random_interleaving=true spreads the
+// noise over both sides). The worker's figure includes its I/O (net_ring rx and tx, the burst
+// loop); the kernel's test-run figure has no driver in it, so kernel/worker favours the kernel;
+// kernel-floor/JIT compares the programs alone.
+void print_summary(const std::map<std::string, std::vector<double>>& ns) {
+    auto get = [&](const std::string& name) -> double {
+        for (const auto& [k, v] : ns) {
+            if (k.rfind(name, 0) != 0 || v.empty()) continue;
+            std::vector<double> s = v;
+            std::sort(s.begin(), s.end());
+            return s.size() % 2 ? s[s.size() / 2] : (s[s.size() / 2 - 1] + s[s.size() / 2]) / 2;
+        }
+        return 0;
+    };
+    const double kfloor = get("BM_TestRunFloor/kernel/xdp_drop"), nfloor = get("BM_NativeFloor/xdprt/xdp_drop");
+    size_t reps = 0;
+    for (const auto& [k, v] : ns) reps = std::max(reps, v.size());
+    std::printf("\nKatran per packet, medians of %zu repetition(s) in this run (ns; Mpps = 1000 / ns):\n", reps);
+    std::printf("%-11s %9s %14s %12s %14s %15s %18s\n", "traffic", "kernel", "kernel-floor", "xdprt JIT", "xdprt worker",
+                "kernel/worker", "kernel-floor/JIT");
+    for (const char* t : {"warm_lru", "ports_8000"}) {
+        double k = get(std::string("BM_Katran_TestRun/kernel/") + t), j = get(std::string("BM_Katran_Native/xdprt/") + t),
+               w = get(std::string("BM_Katran_Dataplane/ring/") + t);
+        if (!k || !j || !w) {
+            std::printf("%-11s (a row is missing: nothing to compare)\n", t);
+            continue;
+        }
+        std::printf("%-11s %9.1f %14.1f %12.1f %14.1f %14.2fx %17.2fx\n", t, k, k - kfloor, j - nfloor, w, k / w,
+                    (k - kfloor) / (j - nfloor));
+    }
+}
+
 }  // namespace
 }  // namespace xdprt::bench
 
-BENCHMARK_MAIN();
+int main(int argc, char** argv) {
+    benchmark::Initialize(&argc, argv);
+    if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+    xdprt::bench::summary_reporter reporter;
+    benchmark::RunSpecifiedBenchmarks(&reporter);
+    xdprt::bench::print_summary(reporter.ns);
+    benchmark::Shutdown();
+    return 0;
+}
