@@ -43,6 +43,7 @@ katran::lb_config katran_config() {
     cfg.object = obj ? obj : "";
     cfg.gateway_mac = {2, 0, 0, 0, 0, 0xfe};
     cfg.lru_size = 100000;  // the 8,000 flows fit
+    cfg.encap_source_v4 = "10.100.0.254";  // used by a GUE build only
     katran::vip_spec v;
     v.address = "10.100.0.1";
     v.port = 80;
