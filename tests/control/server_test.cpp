@@ -176,6 +176,31 @@ TEST(Server, TheBuiltinVerifierHookDecides) {
     EXPECT_FALSE(server::create(none)) << "builtin without a verifier is refused at start";
 }
 
+// With `verify: kernel` the shadow load logs nothing unless the client asked for a log (a
+// logging verifier costs several times the verification on a large program); a refusal is
+// verified again with a log of the server's own, so last_error still names the reason.
+TEST(Server, KernelVerifierRefusalNamesTheReasonWithoutAClientLog) {
+    server_options o;
+    o.pin_root = testing_support::scratch_pin_root();
+    o.verify = verify_mode::kernel;
+    auto s = server::create(o);
+    ASSERT_TRUE(s) << s.error().message;
+    inprocess::scoped_route route(s->get());
+    const bpf_insn reads_r0[] = {
+        {.code = BPF_JMP | BPF_EXIT, .dst_reg = 0, .src_reg = 0, .off = 0, .imm = 0},  // r0 never written
+    };
+    int refused = bpf_prog_load(BPF_PROG_TYPE_XDP, "unsafe", "GPL", reads_r0, 1, nullptr);
+    EXPECT_EQ(refused, -EACCES);
+    EXPECT_NE((*s)->last_error().find("R0 !read_ok"), std::string::npos) << (*s)->last_error();
+    const bpf_insn safe[] = {
+        {.code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_0, .src_reg = 0, .off = 0, .imm = XDP_PASS},
+        {.code = BPF_JMP | BPF_EXIT, .dst_reg = 0, .src_reg = 0, .off = 0, .imm = 0},
+    };
+    int fd = bpf_prog_load(BPF_PROG_TYPE_XDP, "safe", "GPL", safe, 2, nullptr);
+    ASSERT_GE(fd, 0) << (*s)->last_error();
+    close(fd);
+}
+
 // libbpf's public feature probes (each a real MAP_CREATE or PROG_LOAD) answer as on the kernel
 // for the map types and XDP helpers xdprt implements.
 TEST(Server, LibbpfProbesAnswerAsOnTheKernel) {
