@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cstring>
 #include <filesystem>
+#include <optional>
 #include <set>
 #include <tuple>
 
@@ -101,6 +102,18 @@ struct balancer::state {
     int pckt_srcs = -1;   // only in objects built with GUE_ENCAP
     int ids_ledger = -1;  // ids_ledger_name
     bool server_ids_hashed = false;  // server_id_map is a HASH (SERVER_ID_HASH_MAP), else an ARRAY
+    std::optional<bool> batches;     // the probe's answer: ch_rings takes MAP_*_BATCH
+
+    // As KatranLb: one LOOKUP_BATCH of one element tells whether the map commands take batches
+    // (0, or ENOENT at the end of the map); the rings are then written with UPDATE_BATCH.
+    bool batches_supported() {
+        if (!batches) {
+            uint32_t out = 0, key = 0, value = 0, count = 1;
+            int r = bpf_map_lookup_batch(ch_rings, nullptr, &out, &key, &value, &count, nullptr);
+            batches = r == 0 || r == -ENOENT;
+        }
+        return *batches;
+    }
     std::vector<int> lrus;
     uint32_t ncpu = 1;
 
@@ -406,9 +419,10 @@ result<change_report> balancer::apply(const lb_config& cfg) {
             }
         }
         if (!keys.empty()) {
-            // As KatranLb: one MAP_UPDATE_BATCH; element by element where batches are refused.
+            // As KatranLb: one MAP_UPDATE_BATCH where the probe found batches; else (or if the
+            // batch is refused) element by element.
             uint32_t count = uint32_t(keys.size());
-            if (bpf_map_update_batch(s.ch_rings, keys.data(), values.data(), &count, nullptr) != 0) {
+            if (!s.batches_supported() || bpf_map_update_batch(s.ch_rings, keys.data(), values.data(), &count, nullptr) != 0) {
                 for (size_t i = 0; i < keys.size(); ++i)
                     if (bpf_map_update_elem(s.ch_rings, &keys[i], &values[i], BPF_ANY) != 0)
                         return errno_fail(fmt::format("vip {}: ch_rings[{}]", v.name(), keys[i]));
