@@ -303,7 +303,7 @@ void print_summary(const std::map<std::string, std::vector<double>>& ns) {
     size_t reps = 0;
     for (const auto& [k, v] : ns) reps = std::max(reps, v.size());
     std::printf("\nKatran per packet, medians of %zu repetition(s) in this run (ns; Mpps = 1000 / ns):\n", reps);
-    std::printf("%-11s %9s %14s %12s %14s %15s %18s\n", "traffic", "kernel", "kernel-floor", "xdprt JIT", "xdprt worker",
+    std::printf("%-11s %9s %14s %12s %14s %15s %18s\n", "traffic", "kernel", "kernel-floor", "JIT-floor", "xdprt worker",
                 "kernel/worker", "kernel-floor/JIT");
     for (const char* t : {"warm_lru", "ports_8000"}) {
         double k = get(std::string("BM_Katran_TestRun/kernel/") + t), j = get(std::string("BM_Katran_Native/xdprt/") + t),
