@@ -107,7 +107,7 @@ result<int> shadow_map(const object& o, kernel_fds& fds, std::map<const object*,
         break;
     case BPF_MAP_TYPE_LPM_TRIE: a.max_entries = 1; break;
     case BPF_MAP_TYPE_ARRAY: case BPF_MAP_TYPE_PERCPU_ARRAY: a.max_entries = shadow_array_entries(s); break;
-    default: a.max_entries = keep_size ? s.max_entries : 1; break;
+    default: a.max_entries = 1; break;
     }
     if (o.inner_template) {
         auto in = shadow_map(*o.inner_template, fds, done, btfs);

@@ -221,13 +221,11 @@ result<balancer> balancer::open(const lb_config& cfg) {
             s.get()->*slot = bpf_obj_get((pins / name).c_str());
             if (s.get()->*slot < 0) return errno_fail("reopen " + (pins / name).string());
         }
-        if (std::filesystem::exists(pins / "pckt_srcs", ec)) {
-            s->pckt_srcs = bpf_obj_get((pins / "pckt_srcs").c_str());
-            if (s->pckt_srcs < 0) return errno_fail("reopen " + (pins / "pckt_srcs").string());
-        }
-        if (std::filesystem::exists(pins / ids_ledger_name, ec)) {
-            s->ids_ledger = bpf_obj_get((pins / ids_ledger_name).c_str());
-            if (s->ids_ledger < 0) return errno_fail("reopen " + (pins / ids_ledger_name).string());
+        // Pinned only by a GUE build, and by a katran-ctl that keeps the ledger.
+        for (auto [name, fd] : {std::pair{"pckt_srcs", &s->pckt_srcs}, {ids_ledger_name, &s->ids_ledger}}) {
+            if (!std::filesystem::exists(pins / name, ec)) continue;
+            *fd = bpf_obj_get((pins / name).c_str());
+            if (*fd < 0) return errno_fail("reopen " + (pins / name).string());
         }
     } else {
         if (cfg.object.empty()) return fail(EINVAL, "no object: set `object:` to Katran's balancer.bpf.o");

@@ -152,9 +152,8 @@ result<view> view::open_window(int memfd, bool writable) {
     if (!h->valid(bytes)) return fail(EINVAL, "no xdprt map header of layout {}", map_header::layout);
     m->_header = const_cast<map_header*>(h);
     m->_spec = h->shape();
-    m->_ops = ops_for(h->type);
+    m->bind_ops(ops_for(h->type));
     if (!m->_ops) return fail(EINVAL, "map type {} unknown", h->type);
-    m->_lookup = choose_lookup(*m);
     view v;
     v._map = std::move(m);
     return v;

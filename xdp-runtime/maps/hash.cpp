@@ -420,7 +420,7 @@ long upsert(table& t, const void* key, uint64_t flags, Write write, InPlace writ
 }
 
 // The program-side lookup; KeySize 0: the map's, read from its header, else that constant (the
-// lookups program_lookup() hands the JIT for common key sizes).
+// lookups choose_lookup() picks for common key sizes).
 template <uint32_t KeySize>
 void* hash_lookup_sized(map& m, const void* key) noexcept {
     table t(m);

@@ -279,8 +279,7 @@ result<std::unique_ptr<map>> create(const spec& s, int dir_fd) {
     size_t total = data + page_bytes;
     std::unique_ptr<map> m(new map());
     m->_spec = s;
-    m->_ops = table;
-    m->_lookup = choose_lookup(*m);
+    m->bind_ops(table);
     std::string memfd_name = "xdprt-map:" + (s.name.empty() ? std::string(type_name(s.type)) : s.name);
     int fd = dir_fd >= 0 ? openat(dir_fd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600)
                          : memfd_create(memfd_name.c_str(), MFD_CLOEXEC);
@@ -324,8 +323,7 @@ result<std::unique_ptr<map>> adopt(int fd) {
     m->_header = h;
     m->_spec = h->shape();
     const spec& s = m->_spec;
-    m->_ops = ops_for(s.type);
-    if (m->_ops) m->_lookup = choose_lookup(*m);
+    m->bind_ops(ops_for(s.type));
     if (!m->_ops || m->_ops->data_bytes(s) > h->data_bytes)
         return fail(EINVAL, "map '{}': type {} with this shape does not fit its file", s.name, s.type);
     h->writer_lock.store(0, std::memory_order_relaxed);

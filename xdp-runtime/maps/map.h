@@ -148,6 +148,9 @@ private:
 };
 
 using lookup_fn = void* (*)(map& m, const void* key) noexcept;
+// The program-side lookup of `m` (map::lookup() caches it): ops().lookup, or, for the hash types,
+// one specialized for the map's key size.
+lookup_fn choose_lookup(const map& m);
 
 // One map: its memory, its ops, its identity. Created by create(); not copyable or movable (programs
 // hold its address).
@@ -191,6 +194,11 @@ private:
     friend result<std::unique_ptr<map>> adopt(int);
     friend class view;
     result<void> map_memory(int fd, size_t bytes);
+    // The type's ops and the lookup chosen for this map's shape (_spec set first).
+    void bind_ops(const maps::ops* o) {
+        _ops = o;
+        _lookup = o ? choose_lookup(*this) : nullptr;
+    }
     map() = default;
     maps::spec _spec;
     const maps::ops* _ops = nullptr;
@@ -317,9 +325,6 @@ bool release_writer(map& m, uint32_t owner);
 // The ops of a type, null when xdprt does not implement it.
 const ops* ops_for(uint32_t type);
 
-// The program-side lookup of `m` (map::lookup() caches it): ops().lookup, or, for the hash types,
-// one specialized for the map's key size.
-lookup_fn choose_lookup(const map& m);
 const char* type_name(uint32_t type);
 
 // The object at `index` of an fd-valued array (a PROG_ARRAY's program for bpf_tail_call), or null.
